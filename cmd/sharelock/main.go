@@ -1,0 +1,66 @@
+// Command sharelock gives one program at a time exclusive use of a file on a
+// shared folder.
+//
+//	sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] PATH -- COMMAND [ARGS...]
+//	sharelock status [--json] [--observe DURATION] PATH...
+//	sharelock break --reason TEXT [--force] PATH
+//
+// Exit codes: 0 success (run: the command's own status), 64 usage error,
+// 75 the file is in use by someone else, 76 the lock was lost while the
+// command ran, 1 any other error.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+const (
+	exitUsage  = 64
+	exitLocked = 75 // EX_TEMPFAIL: try again later
+	exitLost   = 76
+	exitError  = 1
+)
+
+const usage = `sharelock: exclusive use of a file on a shared folder
+
+Usage:
+  sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] PATH -- COMMAND [ARGS...]
+      Hold the lock for PATH while COMMAND runs. Without --wait, fail at once
+      (exit 75) if someone else holds it. COMMAND gets SHARELOCK_TOKEN (the
+      fencing token) and SHARELOCK_PATH in its environment.
+  sharelock status [--json] [--observe DURATION] PATH...
+      Show who holds each lock. --observe watches a remote holder's heartbeat
+      for up to DURATION to tell a live holder from a stale one.
+  sharelock break --reason TEXT [--force] PATH
+      End a stale hold (one whose heartbeat stopped for a whole lease, or
+      whose process is gone on this machine). --force also ends a live one.
+
+Exit codes: 0 ok (run: COMMAND's status), 64 usage, 75 in use, 76 lock lost
+while COMMAND ran, 1 other errors.
+`
+
+func main() {
+	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func cli(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "status":
+		return cmdStatus(args[1:], stdout, stderr)
+	case "break":
+		return cmdBreak(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "sharelock: unknown command %q\n\n%s", args[0], usage)
+	return exitUsage
+}

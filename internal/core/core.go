@@ -1,0 +1,261 @@
+// Package core holds the types shared by the public sharelock API and the
+// stores behind it (the shared-folder store today, etcd later): the holder
+// record, the inspection result, the typed errors and the Store interface.
+//
+// The public package re-exports these with type aliases, so callers never
+// import core directly.
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is the state of a lock as seen by an observer.
+type State string
+
+const (
+	// Free: nobody holds the lock.
+	Free State = "free"
+	// Held: a holder claimed it and its heartbeat is alive (or too young to judge).
+	Held State = "held"
+	// Stale: a holder claimed it but has shown no sign of life for a whole lease,
+	// or is proven dead on this machine. The next acquirer may take it over.
+	Stale State = "stale"
+)
+
+// Holder describes who claimed a lock. Wall-clock fields are for display only:
+// sharelock never compares clocks of different machines to judge staleness.
+type Holder struct {
+	User  string    `json:"user"`
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	App   string    `json:"app"`
+	Since time.Time `json:"since"` // holder's wall clock at acquisition (display only)
+
+	// Identity used to decide whether the holder's process can be checked
+	// for liveness from here (same machine, same boot, same PID namespace).
+	MachineID string `json:"machine_id,omitempty"`
+	BootID    string `json:"boot_id,omitempty"`
+	PIDNS     string `json:"pid_ns,omitempty"`
+	StartTime uint64 `json:"start_time,omitempty"`
+
+	Lease     time.Duration `json:"-"`
+	Heartbeat time.Duration `json:"-"`
+}
+
+// Who renders "alice on FRONTDESK-PC (wems.exe)".
+func (h *Holder) Who() string {
+	if h == nil {
+		return "an unknown holder"
+	}
+	var b strings.Builder
+	user := h.User
+	if user == "" {
+		user = "an unknown user"
+	}
+	b.WriteString(user)
+	if h.Host != "" {
+		b.WriteString(" on ")
+		b.WriteString(h.Host)
+	}
+	if h.App != "" {
+		fmt.Fprintf(&b, " (%s)", h.App)
+	}
+	return b.String()
+}
+
+// Event is one transition in a lock's history (a generation).
+type Event struct {
+	Token  uint64    `json:"token"`
+	Kind   string    `json:"kind"`  // "acquire", "takeover", "break", "void"
+	State  string    `json:"state"` // "held", "released", "lost" as last written by its claimant
+	Holder *Holder   `json:"holder,omitempty"`
+	Reason string    `json:"reason,omitempty"`
+	Broke  *Holder   `json:"broke,omitempty"` // for "break" and "takeover": whose claim was ended
+	At     time.Time `json:"at"`              // claimant's wall clock (display only)
+}
+
+// Info is the result of inspecting a lock.
+type Info struct {
+	Path  string `json:"path"`
+	State State  `json:"state"`
+	// Token is the fencing token of the current (or last) claim: strictly
+	// increasing over the life of the lock.
+	Token  uint64  `json:"token"`
+	Holder *Holder `json:"holder,omitempty"`
+	// HeartbeatAge is how long this observer has seen no change of the
+	// holder's heartbeat, on its own monotonic clock. It is a lower bound:
+	// one Inspect call sees at most its own observation window.
+	HeartbeatAge time.Duration `json:"-"`
+	// DeadProcess is true when the holder is proven dead on this machine.
+	DeadProcess bool `json:"-"`
+	// History holds recent transitions, oldest first.
+	History []Event `json:"-"`
+	// Warnings lists foreign or damaged entries found in the lock directory.
+	Warnings []string `json:"-"`
+}
+
+// Sentinel errors, for errors.Is.
+var (
+	// ErrLocked: the lock is held by someone else (the error is a *LockedError).
+	ErrLocked = errors.New("lock is held by another process")
+	// ErrLost: the lock was lost while held (taken over, broken, or the
+	// heartbeat could not be written for most of a lease).
+	ErrLost = errors.New("lock was lost")
+	// ErrNotHeld: the operation needs a live hold and there is none.
+	ErrNotHeld = errors.New("lock is not held")
+	// ErrLive: Break refused because the holder is alive (use force).
+	ErrLive = errors.New("lock holder is alive")
+	// ErrBadLockDir: the lock directory is unusable (a regular file, a
+	// symlink, foreign content, permission problems). The error is a *PathError.
+	ErrBadLockDir = errors.New("unusable lock directory")
+)
+
+// LockedError reports that a lock is held by someone else. Error() reads like
+// "data/wems.db is in use by alice on FRONTDESK-PC (wems.exe) since 09:12, last seen 3 s ago".
+type LockedError struct {
+	Path     string
+	Holder   *Holder
+	Token    uint64
+	LastSeen time.Duration // time since the heartbeat last changed, as observed here
+	Stale    bool          // the holder looks dead but could not be taken over in time
+	// Solutions are suggestions a UI can show to the user.
+	Solutions []string
+}
+
+func (e *LockedError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s is in use by %s", e.Path, e.Holder.Who())
+	if e.Holder != nil && !e.Holder.Since.IsZero() {
+		fmt.Fprintf(&b, " since %s", sinceText(e.Holder.Since))
+	}
+	if e.LastSeen > 0 {
+		fmt.Fprintf(&b, ", last seen %s ago", roundAge(e.LastSeen))
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrLocked) true.
+func (e *LockedError) Is(target error) bool { return target == ErrLocked }
+
+// DefaultSolutions returns the suggestions shown with a LockedError.
+func DefaultSolutions(path string, h *Holder) []string {
+	user := "the holder"
+	if h != nil && h.User != "" {
+		user = h.User
+	}
+	return []string{
+		fmt.Sprintf("Wait for %s to close it, or run again with --wait 5m.", user),
+		fmt.Sprintf("If nobody is using it, an administrator can release it: sharelock break --reason \"...\" %s", path),
+		"Make sure everyone has write access to the folder that holds it.",
+	}
+}
+
+func sinceText(t time.Time) string {
+	now := time.Now()
+	lt := t.Local()
+	if lt.Year() == now.Year() && lt.YearDay() == now.YearDay() {
+		return lt.Format("15:04")
+	}
+	return lt.Format("2006-01-02 15:04")
+}
+
+func roundAge(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "<1 s"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%d s", int(d/time.Second))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	default:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	}
+}
+
+// LostError tells why a held lock was lost.
+type LostError struct {
+	Path   string
+	Token  uint64
+	Reason string // e.g. "taken over by bob on PC-3 (token 12)", "heartbeat not written for 31s"
+}
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("lock on %s (token %d) lost: %s", e.Path, e.Token, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrLost) true.
+func (e *LostError) Is(target error) bool { return target == ErrLost }
+
+// PathError is a problem with a path in the lock directory, with a fix a user can apply.
+type PathError struct {
+	Op   string // what sharelock was doing
+	Path string // the offending path
+	Err  error  // the cause (may wrap an errno)
+	Fix  string // what the user can do about it
+}
+
+func (e *PathError) Error() string {
+	s := fmt.Sprintf("sharelock: %s %s: %v", e.Op, e.Path, e.Err)
+	if e.Fix != "" {
+		s += " (fix: " + e.Fix + ")"
+	}
+	return s
+}
+
+func (e *PathError) Unwrap() error { return e.Err }
+
+// Clock supplies time. Mono must be monotonic and should keep counting while
+// the machine sleeps (CLOCK_BOOTTIME on Linux), so that a holder waking from
+// a suspend learns how long it was gone. Wall is for display only.
+type Clock interface {
+	Mono() time.Duration
+	Wall() time.Time
+}
+
+// Request describes an acquisition.
+type Request struct {
+	Path      string
+	App       string
+	Lease     time.Duration
+	Heartbeat time.Duration
+	Wait      bool // false: fail at once with a *LockedError if held
+	Reason    string
+}
+
+// InspectOptions tunes Inspect.
+type InspectOptions struct {
+	// Observe, if positive, watches the holder's heartbeat for up to this
+	// long (returning early once it changes), so that a holder that shows
+	// no sign of life for a whole lease is reported Stale. Without it a
+	// remote holder is reported Held unless it is proven dead locally.
+	Observe time.Duration
+	// History is how many past transitions to return (0: none).
+	History int
+}
+
+// Lease is a held lock as returned by a Store.
+type Lease interface {
+	Token() uint64
+	Holder() *Holder
+	// Lost is closed when the lock is lost; Err then returns a *LostError.
+	Lost() <-chan struct{}
+	Err() error
+	// Check returns nil if the lease is still safe to act on now.
+	Check() error
+	// Release ends the hold. It is idempotent.
+	Release() error
+}
+
+// Store is a place where locks live: a shared folder or an etcd cluster.
+type Store interface {
+	Acquire(ctx context.Context, req Request) (Lease, error)
+	Inspect(ctx context.Context, path string, opt InspectOptions) (Info, error)
+	// Break ends the current claim. Without force it refuses a live holder
+	// (ErrLive). It records who broke whose lock and why.
+	Break(ctx context.Context, path, reason string, force bool) (Info, error)
+}

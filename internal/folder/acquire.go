@@ -1,0 +1,265 @@
+package folder
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"sharelock/internal/core"
+)
+
+// normalize fills request defaults and checks them.
+func normalize(req core.Request) (core.Request, error) {
+	if req.Path == "" {
+		return req, errors.New("sharelock: empty path")
+	}
+	if req.Lease <= 0 {
+		req.Lease = DefaultLease
+	}
+	if req.Heartbeat <= 0 {
+		req.Heartbeat = req.Lease / 8
+		if req.Heartbeat > DefaultHeartbeat && req.Lease >= DefaultLease {
+			req.Heartbeat = DefaultHeartbeat
+		}
+	}
+	if req.Heartbeat*3 > req.Lease {
+		return req, fmt.Errorf("sharelock: heartbeat %v must be at most a third of the lease %v", req.Heartbeat, req.Lease)
+	}
+	return req, nil
+}
+
+// lostAfter is how long a holder tolerates failing heartbeats before it
+// declares the lock lost: three quarters of the lease, so that it knows
+// before any observer (who waits a whole lease after the last change it saw)
+// can take over.
+func lostAfter(lease time.Duration) time.Duration { return lease * 3 / 4 }
+
+// Acquire implements core.Store.
+func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, error) {
+	req, err := normalize(req)
+	if err != nil {
+		return nil, err
+	}
+	dir := LockDir(req.Path)
+
+	// Where to start: our own hint, or a fresh listing.
+	s.mu.Lock()
+	h, ok := s.hints[dir]
+	s.mu.Unlock()
+	var head uint64
+	var evidence time.Duration
+	knownFree := false
+	if ok && s.mono()-h.evidence < s.o.GCMinAge/4 {
+		head, evidence, knownFree = h.gen, h.evidence, h.released
+	} else {
+		l, err := s.scan(ctx, dir, true)
+		if err != nil {
+			return nil, err
+		}
+		head, evidence = l.max(), l.evidence
+	}
+
+	var w watch
+	poll := s.o.PollMin
+	polls := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		var v view
+		free := knownFree
+		if knownFree {
+			v = view{gen: head}
+			knownFree = false
+		} else {
+			v, err = s.look(ctx, dir, head)
+			if err != nil {
+				return nil, err
+			}
+		}
+		kind, reason := "", ""
+		var broke *view
+		switch {
+		case free || v.free():
+			kind = kindAcquire
+		case s.dead(&v):
+			kind, broke = kindTakeover, &v
+			reason = fmt.Sprintf("holder process %d on %s is gone", v.own.Rec.PID, v.own.Rec.Host)
+		default:
+			unchanged := w.update(&v, s.mono())
+			lease := leaseOf(&v, req.Lease)
+			if unchanged >= lease {
+				kind, broke = kindTakeover, &v
+				reason = fmt.Sprintf("no heartbeat for %v (lease %v)", unchanged.Round(time.Millisecond), lease)
+			}
+		}
+		if kind != "" {
+			r := req
+			r.Reason = reason
+			rec := s.newRecord(kind, head+1, &r)
+			if broke != nil {
+				rec.Broke, rec.BrokeToken = broke.holder(), broke.gen
+			}
+			ls, restart, err := s.claim(ctx, dir, rec, evidence, req)
+			if err != nil {
+				return nil, err
+			}
+			if ls != nil {
+				return ls, nil
+			}
+			if restart != nil {
+				// Our claim was void (old evidence): start over from a
+				// fresh listing.
+				head, evidence = restart.max(), restart.evidence
+			} else {
+				// Someone else claimed head+1 first: judge it afresh.
+				head++
+			}
+			w = watch{}
+			poll = s.o.PollMin
+			continue
+		}
+		if !req.Wait {
+			return nil, s.lockedError(&v, &w, req.Path)
+		}
+		// Wait and look again. Every few polls, also probe the next
+		// generation: a holder taken over by someone else never changes
+		// its own file again.
+		polls++
+		if polls%8 == 0 {
+			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
+				head++
+				w = watch{}
+				poll = s.o.PollMin
+				continue
+			}
+		}
+		max := s.o.PollMax
+		if s.local(&v) {
+			max = s.o.PollMaxLocal
+		}
+		if poll > max {
+			poll = max
+		}
+		t := time.NewTimer(jitter(poll))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				le := s.lockedError(&v, &w, req.Path)
+				return nil, fmt.Errorf("%w (gave up waiting: %w)", le, ctx.Err())
+			}
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+		poll = poll * 3 / 2
+		if poll < s.o.PollMin {
+			poll = s.o.PollMin
+		}
+	}
+}
+
+func (s *Store) exists(ctx context.Context, name string) bool {
+	err := s.call(ctx, func() error {
+		_, e := s.o.FS.Lstat(name)
+		return e
+	}, nil)
+	return err == nil
+}
+
+func (s *Store) lockedError(v *view, w *watch, path string) error {
+	h := v.holder()
+	le := &core.LockedError{Path: path, Holder: h, Token: v.gen, Solutions: core.DefaultSolutions(path, h)}
+	if w.seen && w.gen == v.gen {
+		le.LastSeen = s.mono() - w.changed
+	}
+	if le.LastSeen == 0 && v.own != nil {
+		// One look only: estimate from the holder's own clock (display only).
+		if d := s.wallNow().Sub(v.own.At); d > 0 {
+			le.LastSeen = d
+		}
+	}
+	if v.own == nil && v.raw != nil {
+		le.Solutions = append([]string{fmt.Sprintf("The lock record %s is unreadable (%v); it will be taken over after one lease without heartbeat.",
+			filepath.Join(LockDir(path), genName(v.gen), ownerName), v.bad)}, le.Solutions...)
+	}
+	return le
+}
+
+// claim tries to create generation rec.Token. It returns a held lease on
+// success; (nil, nil, nil) if someone else created that generation first;
+// (nil, listing, nil) if our claim had to be voided, with a fresh listing to
+// restart from.
+func (s *Store) claim(ctx context.Context, dir string, rec record, evidence time.Duration, req core.Request) (*held, *listing, error) {
+	gdir := filepath.Join(dir, genName(rec.Token))
+	ownerPath := filepath.Join(gdir, ownerName)
+	t0 := s.mono()
+	body := encodeRecord(&rec)
+	err := s.call(ctx, func() error { return s.o.FS.Mkdir(gdir) }, func(late error) {
+		// The mkdir returned after we gave up on it: if it created the
+		// generation, mark it void so nobody waits a lease for it.
+		if late == nil {
+			s.writeVoid(ownerPath, rec)
+		}
+	})
+	switch {
+	case err == nil:
+	case isExist(err):
+		return nil, nil, nil
+	case isPerm(err) && s.exists(ctx, gdir):
+		return nil, nil, nil // SFTP: the loser of a race may get EPERM
+	case isNotExist(err):
+		// The lock directory vanished (removed by hand?): recreate and rescan.
+		if err := s.ensureDir(ctx, dir); err != nil {
+			return nil, nil, err
+		}
+		l, err := s.scan(ctx, dir, false)
+		return nil, l, err
+	default:
+		return nil, nil, pathErr("claim", gdir, err)
+	}
+	t1 := s.mono()
+	if t1-evidence >= s.o.GCMinAge/2 {
+		// Our view of the newest generation is old: the number we created
+		// might be one that garbage collection removed long ago. Verify
+		// with a fresh listing that ours is the newest.
+		l, err := s.scan(ctx, dir, false)
+		if err != nil || l.max() != rec.Token {
+			s.writeVoid(ownerPath, rec)
+			return nil, l, err
+		}
+	}
+	h := &held{
+		s: s, dir: dir, ownerPath: ownerPath, req: req, rec: rec, body: body,
+		beat: 1, lastOK: t0, checked: t0,
+		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	content := encodeOwner(nil, stHeld, h.beat, s.wallNow(), body)
+	if err := s.call(ctx, func() error { return s.o.FS.CreateExcl(ownerPath, content) }, nil); err != nil {
+		// Our generation exists but has no owner file: observers treat it
+		// as held by an unknown claimant and take it over after one lease.
+		return nil, nil, pathErr("write lock record", ownerPath, err)
+	}
+	s.setHint(dir, hint{gen: rec.Token, evidence: t0})
+	go h.run()
+	if rec.Token%gcEvery == 0 {
+		go s.gc(dir, rec.Token)
+	}
+	return h, nil, nil
+}
+
+// writeVoid fills an abandoned generation with a void record (best effort).
+func (s *Store) writeVoid(ownerPath string, rec record) {
+	rec.Kind = kindVoid
+	rec.Reason = "claim abandoned by its claimant"
+	content := encodeOwner(nil, stReleased, 0, s.wallNow(), encodeRecord(&rec))
+	_ = s.call(context.Background(), func() error { return s.o.FS.CreateExcl(ownerPath, content) }, nil)
+}
+
+func (s *Store) setHint(dir string, h hint) {
+	s.mu.Lock()
+	s.hints[dir] = h
+	s.mu.Unlock()
+}

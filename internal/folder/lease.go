@@ -1,0 +1,220 @@
+package folder
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"sharelock/internal/core"
+)
+
+// held is a lock held through the folder store.
+type held struct {
+	s         *Store
+	dir       string
+	ownerPath string
+	req       core.Request
+	rec       record
+	body      []byte
+
+	// Owned by the heartbeat goroutine while it runs.
+	beat uint64
+
+	lastOK  time.Duration // mono start time of the last successful heartbeat (atomic via mu)
+	checked time.Duration // mono time the successor was last seen absent
+
+	mu       sync.Mutex
+	lostOnce sync.Once
+	lost     chan struct{}
+	lostErr  error
+	stop     chan struct{}
+	done     chan struct{}
+	released atomic.Bool
+	relErr   error
+	relOnce  sync.Once
+}
+
+func (h *held) Token() uint64         { return h.rec.Token }
+func (h *held) Holder() *core.Holder  { return h.rec.holder() }
+func (h *held) Lost() <-chan struct{} { return h.lost }
+
+// Err returns the reason the lock was lost, or nil.
+func (h *held) Err() error {
+	select {
+	case <-h.lost:
+		return h.lostErr
+	default:
+		return nil
+	}
+}
+
+// Check returns nil if the lock is still safe to act on: not lost, and a
+// heartbeat succeeded within the loss threshold (on the monotonic clock that
+// counts suspend, so a holder waking from sleep fails this check at once).
+func (h *held) Check() error {
+	if err := h.Err(); err != nil {
+		return err
+	}
+	if h.released.Load() {
+		return fmt.Errorf("%w: released", core.ErrNotHeld)
+	}
+	h.mu.Lock()
+	last := h.lastOK
+	h.mu.Unlock()
+	if gap := h.s.mono() - last; gap >= lostAfter(h.req.Lease) {
+		h.lose(fmt.Sprintf("no successful heartbeat for %v", gap.Round(time.Millisecond)))
+		return h.lostErr
+	}
+	return nil
+}
+
+func (h *held) lose(reason string) {
+	h.lostOnce.Do(func() {
+		h.lostErr = &core.LostError{Path: h.req.Path, Token: h.rec.Token, Reason: reason}
+		close(h.lost)
+	})
+}
+
+type beatResult struct {
+	start     time.Duration
+	err       error
+	successor *view
+}
+
+// run is the heartbeat loop. Filesystem calls run in their own goroutine, at
+// most one at a time, so that a call hanging on a stalled share never keeps
+// the loss from being signalled on time.
+func (h *held) run() {
+	defer close(h.done)
+	s := h.s
+	limit := lostAfter(h.req.Lease)
+	tick := time.NewTicker(h.req.Heartbeat)
+	defer tick.Stop()
+	watchdog := time.NewTimer(limit)
+	defer watchdog.Stop()
+	results := make(chan beatResult, 1)
+	inflight := false
+	checkGap := func() bool {
+		h.mu.Lock()
+		last := h.lastOK
+		h.mu.Unlock()
+		if gap := s.mono() - last; gap >= limit {
+			h.lose(fmt.Sprintf("no successful heartbeat for %v (limit %v)", gap.Round(time.Millisecond), limit))
+			return true
+		}
+		return false
+	}
+	for {
+		select {
+		case <-h.stop:
+			if inflight {
+				// Let the running write finish (bounded) so that it cannot
+				// land after the release record.
+				select {
+				case <-results:
+				case <-time.After(s.o.OpTimeout):
+				}
+			}
+			return
+		case <-tick.C:
+			if checkGap() {
+				h.markLost()
+				return
+			}
+			if !inflight {
+				inflight = true
+				h.beat++
+				go func(start time.Duration, beat uint64) { results <- h.beatOnce(start, beat) }(s.mono(), h.beat)
+			}
+		case r := <-results:
+			inflight = false
+			switch {
+			case r.successor != nil:
+				who := "another process"
+				if hh := r.successor.holder(); hh != nil {
+					who = hh.Who()
+				}
+				h.lose(fmt.Sprintf("taken over by %s (token %d)", who, r.successor.gen))
+				return
+			case r.err == nil:
+				h.mu.Lock()
+				if r.start > h.lastOK {
+					h.lastOK = r.start
+				}
+				h.checked = r.start
+				h.mu.Unlock()
+				watchdog.Reset(limit)
+			case isNotExist(r.err):
+				h.lose("the lock record was removed: " + r.err.Error())
+				return
+			}
+			// Other errors: keep trying; the watchdog decides.
+		case <-watchdog.C:
+			if checkGap() {
+				h.markLost()
+				return
+			}
+			watchdog.Reset(limit / 4)
+		}
+	}
+}
+
+// beatOnce rewrites the owner file with the next beat and checks that no
+// successor generation exists.
+func (h *held) beatOnce(start time.Duration, beat uint64) beatResult {
+	s := h.s
+	content := encodeOwner(nil, stHeld, beat, s.wallNow(), h.body)
+	err := s.o.FS.Overwrite(h.ownerPath, content)
+	if isStale(err) {
+		err = s.o.FS.Overwrite(h.ownerPath, content)
+	}
+	if err != nil {
+		return beatResult{start: start, err: err}
+	}
+	next := h.rec.Token + 1
+	if _, err := s.o.FS.Lstat(filepath.Join(h.dir, genName(next))); err == nil {
+		v, _ := s.look(context.Background(), h.dir, next)
+		return beatResult{start: start, successor: &v}
+	} else if !isNotExist(err) {
+		return beatResult{start: start, err: err}
+	}
+	return beatResult{start: start}
+}
+
+// markLost tells waiters, best effort, that this claim ended (the write may
+// well fail: losing usually means the share is unreachable).
+func (h *held) markLost() {
+	content := encodeOwner(nil, stLost, h.beat+1, h.s.wallNow(), h.body)
+	go func() { _ = h.s.o.FS.Overwrite(h.ownerPath, content) }()
+}
+
+// Release ends the hold: it stops the heartbeat and marks the generation
+// released (one write). It is idempotent; every call returns the first
+// call's result. If the lock had been lost, Release returns the *LostError
+// so the caller learns its work may not have been protected.
+func (h *held) Release() error {
+	h.relOnce.Do(func() {
+		h.released.Store(true)
+		close(h.stop)
+		<-h.done
+		if err := h.Err(); err != nil {
+			h.relErr = err
+			return
+		}
+		s := h.s
+		content := encodeOwner(nil, stReleased, h.beat+1, s.wallNow(), h.body)
+		err := s.call(context.Background(), func() error { return s.o.FS.Overwrite(h.ownerPath, content) }, nil)
+		if err != nil {
+			h.relErr = pathErr("release", h.ownerPath, err)
+			return
+		}
+		h.mu.Lock()
+		checked := h.checked
+		h.mu.Unlock()
+		s.setHint(h.dir, hint{gen: h.rec.Token, evidence: checked, released: true})
+	})
+	return h.relErr
+}
