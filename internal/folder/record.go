@@ -20,11 +20,11 @@ import (
 // Line 2 has a fixed length, so heartbeats and the release rewrite the whole
 // file at offset 0 without changing its size. Line 3 is written once.
 const (
-	magicLine   = "sharelock-owner 1\n"
-	stateWidth  = 8
-	numWidth    = 20
-	statusLen   = len("state=") + stateWidth + len(" beat=") + numWidth + len(" at=") + numWidth + 1
-	headerLen   = len(magicLine) + statusLen
+	magicLine    = "sharelock-owner 1\n"
+	stateWidth   = 8
+	numWidth     = 20
+	statusLen    = len("state=") + stateWidth + len(" beat=") + numWidth + len(" at=") + numWidth + 1
+	headerLen    = len(magicLine) + statusLen
 	maxOwnerSize = 64 << 10
 )
 
