@@ -63,7 +63,8 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 
 	var w watch
 	poll := s.o.PollMin
-	polls := 0
+	polls, walked := 0, 0
+	var tryUntil time.Duration // no-wait: how long we may watch a suspicious holder
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -109,9 +110,18 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 			if ls != nil {
 				return ls, nil
 			}
+			walked++
+			if restart == nil && walked > 4 {
+				// Our starting point was far behind (an old hint):
+				// a listing is cheaper than walking.
+				if restart, err = s.scan(ctx, dir, true); err != nil {
+					return nil, err
+				}
+				walked = 0
+			}
 			if restart != nil {
-				// Our claim was void (old evidence): start over from a
-				// fresh listing.
+				// Start over from a fresh listing (our claim was void,
+				// or we were far behind).
 				head, evidence = restart.max(), restart.evidence
 			} else {
 				// Someone else claimed head+1 first: judge it afresh.
@@ -122,7 +132,17 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 			continue
 		}
 		if !req.Wait {
-			return nil, s.lockedError(&v, &w, req.Path)
+			// Without waiting, one look cannot prove a remote holder
+			// dead. If it looks dead (unreadable record, or its own clock
+			// says it last wrote more than a lease ago by ours), watch it
+			// for one lease: the clocks only decide whether to spend the
+			// time, the verdict still comes from unchanged content.
+			if tryUntil == 0 && w.seen && w.gen == v.gen && s.suspicious(&v, req.Lease) {
+				tryUntil = w.changed + leaseOf(&v, req.Lease) + 2*s.o.PollMax
+			}
+			if changed := w.seen && w.gen == v.gen && w.changed != w.first; tryUntil == 0 || s.mono() >= tryUntil || changed {
+				return nil, s.lockedError(&v, &w, req.Path)
+			}
 		}
 		// Wait and look again. Every few polls, also probe the next
 		// generation: a holder taken over by someone else never changes

@@ -578,22 +578,21 @@ func TestCorruptOwnerFiles(t *testing.T) {
 			os.WriteFile(filepath.Join(dir, genName(1), ownerName), []byte(content), 0o644)
 			s := newStore(t, Options{})
 			r := req(db)
-			_, err := s.Acquire(context.Background(), r)
-			if !errors.Is(err, core.ErrLocked) {
-				t.Fatalf("want ErrLocked, got %v", err)
-			}
 			info, _ := s.Inspect(context.Background(), db, core.InspectOptions{})
 			if info.State != core.Held || len(info.Warnings) == 0 || !strings.Contains(info.Warnings[0], genName(1)) {
 				t.Fatalf("inspect: %+v", info)
 			}
-			r.Wait = true
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			l, err := s.Acquire(ctx, r)
+			// Even without waiting, an unreadable record is watched for one
+			// lease and then taken over (content unchanged).
+			start := time.Now()
+			l, err := s.Acquire(context.Background(), r)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Release()
+			if d := time.Since(start); d < r.Lease {
+				t.Fatalf("took over after %v, before a whole lease", d)
+			}
 			if l.Token() != 2 {
 				t.Fatalf("token %d", l.Token())
 			}
@@ -737,4 +736,31 @@ func FuzzParseOwner(f *testing.F) {
 func (h *held) stopQuietly() {
 	close(h.stop)
 	<-h.done
+}
+
+// Without waiting: a remote holder that looks dead by the clocks is watched
+// for a lease and taken over if silent; a live one with a skewed clock is
+// refused as soon as its heartbeat changes.
+func TestTryAcquireWatchesSuspiciousHolder(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wems.db")
+	behind := newStore(t, Options{Self: machine("behind", 1), Clock: skewClock{-time.Hour}})
+	la, err := behind.Acquire(context.Background(), req(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newStore(t, Options{Self: machine("b", 2)})
+	start := time.Now()
+	if _, err := b.Acquire(context.Background(), req(db)); !errors.Is(err, core.ErrLocked) {
+		t.Fatalf("live holder with a slow clock taken over: %v", err)
+	}
+	if d := time.Since(start); d > req(db).Lease {
+		t.Errorf("refusal took %v: should end at the first heartbeat change", d)
+	}
+	la.(*held).stopQuietly()
+	time.Sleep(req(db).Lease) // silent
+	lb, err := b.Acquire(context.Background(), req(db))
+	if err != nil {
+		t.Fatalf("silent holder not taken over without waiting: %v", err)
+	}
+	lb.Release()
 }

@@ -227,6 +227,12 @@ func (s *Store) scan(ctx context.Context, dir string, create bool) (*listing, er
 			return s.scan(ctx, dir, false)
 		}
 		if isNotExist(err) {
+			// Never locked, or the folder itself is missing?
+			parent := filepath.Dir(dir)
+			if perr := s.call(ctx, func() error { _, e := s.o.FS.Lstat(parent); return e }, nil); perr != nil {
+				return nil, &core.PathError{Op: "inspect", Path: parent, Err: perr,
+					Fix: "check that the folder " + parent + " exists and is reachable"}
+			}
 			return &listing{evidence: t0 - MaxCacheStaleness}, nil
 		}
 		return nil, s.explainDir(ctx, dir, err)
@@ -376,6 +382,7 @@ type watch struct {
 	raw     []byte
 	present bool // the owner file existed
 	seen    bool
+	first   time.Duration // mono time of the first observation of this generation
 	changed time.Duration // mono time the content was first seen as it is now
 }
 
@@ -383,11 +390,24 @@ type watch struct {
 // unchanged.
 func (w *watch) update(v *view, now time.Duration) time.Duration {
 	present := v.raw != nil
+	if !w.seen || w.gen != v.gen {
+		w.first = now
+	}
 	if !w.seen || w.gen != v.gen || w.present != present || string(w.raw) != string(v.raw) {
 		w.gen, w.seen, w.present, w.changed = v.gen, true, present, now
 		w.raw = append(w.raw[:0], v.raw...)
 	}
 	return now - w.changed
+}
+
+// suspicious reports whether a held generation looks dead at first sight:
+// no readable record, or a last write older than its lease by our clock
+// (clocks may disagree: this only decides whether to watch it).
+func (s *Store) suspicious(v *view, ours time.Duration) bool {
+	if v.own == nil {
+		return true
+	}
+	return s.wallNow().Sub(v.own.At) > leaseOf(v, ours)
 }
 
 // leaseOf returns the lease to judge v by: the lease its claimant declared,
