@@ -127,18 +127,22 @@ type Lock struct {
 }
 
 // Acquire takes the lock for path, waiting until it is free or ctx ends. If
-// ctx ends first, the error wraps a *LockedError (errors.Is(err, ErrLocked))
-// naming the holder. A holder that is proven dead on this machine is taken
+// ctx ends after a holder was seen, the error wraps a *LockedError
+// (errors.Is(err, ErrLocked)) naming the holder, and ctx's error. A holder that is proven dead on this machine is taken
 // over at once; one whose heartbeat has not changed for a whole lease is
 // taken over too.
 func Acquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
 	return acquire(ctx, path, true, opts)
 }
 
-// TryAcquire takes the lock for path if it is free now (or its holder is
-// proven dead); otherwise it returns a *LockedError at once.
-func TryAcquire(path string, opts ...Option) (*Lock, error) {
-	return acquire(context.Background(), path, false, opts)
+// TryAcquire takes the lock for path if it is free (or its holder is proven
+// dead); otherwise it returns a *LockedError without waiting for the holder.
+// One look cannot prove a remote holder dead, so if the holder looks dead
+// (unreadable record, or its last heartbeat long ago by the clocks) TryAcquire
+// watches it for up to one lease and takes it over if it stays silent; ctx
+// bounds that watch.
+func TryAcquire(ctx context.Context, path string, opts ...Option) (*Lock, error) {
+	return acquire(ctx, path, false, opts)
 }
 
 func acquire(ctx context.Context, path string, wait bool, opts []Option) (*Lock, error) {

@@ -5,9 +5,10 @@
 //	sharelock status [--json] [--observe DURATION] PATH...
 //	sharelock break --reason TEXT [--force] PATH
 //
-// Exit codes: 0 success (run: the command's own status), 64 usage error,
-// 75 the file is in use by someone else, 76 the lock was lost while the
-// command ran, 1 any other error.
+// Exit codes: 0 success (run: the command's own status, 128+N if signal N
+// ended it), 64 usage error, 75 the file is in use by someone else, 76 the
+// lock was lost while the command ran, 126/127 the command could not be
+// started (not executable / not found), 1 any other error.
 package main
 
 import (
@@ -38,7 +39,7 @@ Usage:
       whose process is gone on this machine). --force also ends a live one.
 
 Exit codes: 0 ok (run: COMMAND's status), 64 usage, 75 in use, 76 lock lost
-while COMMAND ran, 1 other errors.
+while COMMAND ran, 126/127 COMMAND not executable/not found, 1 other errors.
 `
 
 func main() {

@@ -52,9 +52,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			code = exitError
 			if *asJSON {
-				out = append(out, statusJSON{Path: p, State: "error", Error: err.Error()})
+				out = append(out, statusJSON{Path: p, State: "error", Error: errText(err)})
 			} else {
-				fmt.Fprintf(stderr, "%s: %v\n", p, err)
+				fmt.Fprintf(stderr, "%s: %s\n", p, errText(err))
 			}
 			continue
 		}
@@ -133,10 +133,10 @@ func cmdBreak(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "%s: free, nothing to break\n", p)
 		return 0
 	case errors.Is(err, sharelock.ErrLive):
-		fmt.Fprintf(stderr, "sharelock: %v\n", err)
+		fmt.Fprintf(stderr, "sharelock: %s\n", errText(err))
 		return exitLocked
 	case err != nil:
-		fmt.Fprintf(stderr, "sharelock: %v\n", err)
+		fmt.Fprintf(stderr, "sharelock: %s\n", errText(err))
 		return exitError
 	}
 	who := "an unknown holder"

@@ -36,12 +36,25 @@ func normalize(req core.Request) (core.Request, error) {
 // can take over.
 func lostAfter(lease time.Duration) time.Duration { return lease * 3 / 4 }
 
-// Acquire implements core.Store.
+// Acquire implements core.Store. If ctx ends after a holder was seen, the
+// error wraps both a *core.LockedError naming it and ctx's error.
 func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, error) {
 	req, err := normalize(req)
 	if err != nil {
 		return nil, err
 	}
+	var last view
+	var w watch
+	l, err := s.acquire(ctx, req, &last, &w)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, core.ErrLocked) && last.gen != 0 && !last.free() {
+		le := s.lockedError(&last, &w, req.Path)
+		return nil, fmt.Errorf("%w (gave up waiting: %w)", le, ctx.Err())
+	}
+	return l, err
+}
+
+func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *watch) (core.Lease, error) {
+	var err error
 	dir := LockDir(req.Path)
 
 	// Where to start: our own hint, or a fresh listing.
@@ -61,7 +74,6 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 		head, evidence = l.max(), l.evidence
 	}
 
-	var w watch
 	poll := s.o.PollMin
 	polls, walked := 0, 0
 	var tryUntil time.Duration // no-wait: how long we may watch a suspicious holder
@@ -80,6 +92,7 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 				return nil, err
 			}
 		}
+		*last = v
 		kind, reason := "", ""
 		var broke *view
 		switch {
@@ -127,7 +140,7 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 				// Someone else claimed head+1 first: judge it afresh.
 				head++
 			}
-			w = watch{}
+			*w = watch{}
 			poll = s.o.PollMin
 			continue
 		}
@@ -141,7 +154,7 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 				tryUntil = w.changed + leaseOf(&v, req.Lease) + 2*s.o.PollMax
 			}
 			if changed := w.seen && w.gen == v.gen && w.changed != w.first; tryUntil == 0 || s.mono() >= tryUntil || changed {
-				return nil, s.lockedError(&v, &w, req.Path)
+				return nil, s.lockedError(&v, w, req.Path)
 			}
 		}
 		// Wait and look again. Every few polls, also probe the next
@@ -151,7 +164,7 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 		if polls%8 == 0 {
 			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
 				head++
-				w = watch{}
+				*w = watch{}
 				poll = s.o.PollMin
 				continue
 			}
@@ -167,11 +180,7 @@ func (s *Store) Acquire(ctx context.Context, req core.Request) (core.Lease, erro
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				le := s.lockedError(&v, &w, req.Path)
-				return nil, fmt.Errorf("%w (gave up waiting: %w)", le, ctx.Err())
-			}
-			return nil, ctx.Err()
+			return nil, ctx.Err() // Acquire names the holder
 		case <-t.C:
 		}
 		poll = poll * 3 / 2
