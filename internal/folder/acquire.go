@@ -154,6 +154,14 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				tryUntil = w.changed + leaseOf(&v, req.Lease) + 2*s.o.PollMax
 			}
 			if changed := w.seen && w.gen == v.gen && w.changed != w.first; tryUntil == 0 || s.mono() >= tryUntil || changed {
+				// Before refusing, make sure v is still the newest
+				// generation (our starting point may be behind).
+				if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
+					head++
+					*w = watch{}
+					tryUntil = 0
+					continue
+				}
 				return nil, s.lockedError(&v, w, req.Path)
 			}
 		}
@@ -285,6 +293,16 @@ func (s *Store) writeVoid(ownerPath string, rec record) {
 	rec.Reason = "claim abandoned by its claimant"
 	content := encodeOwner(nil, stReleased, 0, s.wallNow(), encodeRecord(&rec))
 	_ = s.call(context.Background(), func() error { return s.o.FS.CreateExcl(ownerPath, content) }, nil)
+}
+
+// dropHint forgets the hint for dir if it still points at gen (a claim we
+// lost): the next acquire starts from a listing.
+func (s *Store) dropHint(dir string, gen uint64) {
+	s.mu.Lock()
+	if h, ok := s.hints[dir]; ok && h.gen == gen {
+		delete(s.hints, dir)
+	}
+	s.mu.Unlock()
 }
 
 func (s *Store) setHint(dir string, h hint) {

@@ -246,14 +246,33 @@ func (s *Store) gc(dir string, latest uint64) {
 	if latest <= keep {
 		return
 	}
+	// Listing the folder costs O(generations): do it only when something
+	// may have become old enough since the last pass.
+	s.mu.Lock()
+	if s.mono() < s.gcAfter[dir] {
+		s.mu.Unlock()
+		return
+	}
+	s.gcAfter[dir] = s.mono() + s.o.GCMinAge // until this pass says otherwise
+	s.mu.Unlock()
+	next := s.collect(dir, latest, keep)
+	s.mu.Lock()
+	s.gcAfter[dir] = s.mono() + next
+	s.mu.Unlock()
+}
+
+// collect runs one collection pass and returns how long to wait before the
+// next one is worth its listing.
+func (s *Store) collect(dir string, latest, keep uint64) time.Duration {
 	fsys := s.o.FS
+	retry := s.o.GCMinAge / 8
 	names, err := fsys.ReadDirNames(dir)
 	if err != nil {
-		return
+		return retry
 	}
 	now, err := fsys.Lstat(filepath.Join(dir, genName(latest), ownerName))
 	if err != nil {
-		return
+		return retry
 	}
 	serverNow := now.ModTime()
 	var gens []uint64
@@ -265,13 +284,19 @@ func (s *Store) gc(dir string, latest uint64) {
 	slices.Sort(gens)
 	for _, g := range gens {
 		succ, err := fsys.Lstat(filepath.Join(dir, genName(g+keep)))
-		if err != nil || serverNow.Sub(succ.ModTime()) < s.o.GCMinAge {
-			return
+		if err != nil {
+			return retry
+		}
+		if age := serverNow.Sub(succ.ModTime()); age < s.o.GCMinAge {
+			// Everything from here on is younger: come back when this one
+			// is old enough.
+			return max(s.o.GCMinAge-age, min(time.Second, s.o.GCMinAge))
 		}
 		if !removeGen(fsys, filepath.Join(dir, genName(g))) {
-			return
+			return retry
 		}
 	}
+	return retry
 }
 
 // removeGen removes one generation directory if it holds nothing but an

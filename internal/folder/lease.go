@@ -74,6 +74,7 @@ func (h *held) Check() error {
 func (h *held) lose(reason string) {
 	h.lostOnce.Do(func() {
 		h.lostErr = &core.LostError{Path: h.req.Path, Token: h.rec.Token, Reason: reason}
+		h.s.dropHint(h.dir, h.rec.Token)
 		close(h.lost)
 	})
 }

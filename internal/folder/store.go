@@ -85,8 +85,9 @@ type Store struct {
 	o    Options
 	self ident.Identity
 
-	mu    sync.Mutex
-	hints map[string]hint
+	mu      sync.Mutex
+	hints   map[string]hint
+	gcAfter map[string]time.Duration // per lock dir: no collection before this mono time
 }
 
 // hint remembers, per lock directory, the last generation this process
@@ -126,7 +127,7 @@ func New(o Options) *Store {
 	if o.Liveness == nil {
 		o.Liveness = proc.Check
 	}
-	s := &Store{o: o, hints: map[string]hint{}}
+	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}}
 	if o.Self != nil {
 		s.self = *o.Self
 	} else {
