@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 20s
 
-.PHONY: all build test deps check unit fuzz bench cross
+.PHONY: all build test deps check unit fuzz bench cross shares
 
 all: build
 
@@ -12,8 +12,10 @@ build:
 # Everything CI checks. As root it first installs what the suites need.
 test: deps check cross unit fuzz
 
-# Tools the test suites use (util-linux for unshare: simulated machines in
-# their own PID+UTS namespaces). Installed only when missing and run as root.
+# Tools the test suites use: util-linux (unshare: simulated machines in their
+# own PID+UTS namespaces), fuse3, openssh-server, openssh-client, sshfs (the
+# SFTP share), samba, samba-common-bin, smbnetfs (the SMB share). Installed
+# only when missing and run as root.
 deps:
 	@./scripts/deps.sh
 
@@ -37,3 +39,8 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./
+
+# Only the protocol tests on real shares (internal/sharetest): sshd+sshfs
+# (tuned and default caching) and smbd+smbnetfs, two mounts each. Root.
+shares: deps
+	$(GO) test -count=1 -v -timeout 6m ./internal/sharetest/

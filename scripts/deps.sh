@@ -2,16 +2,67 @@
 # Installs what the test suites need, when it is missing. Needs root for
 # apt-get; without root it only reports what is missing (suites that need it
 # then skip with a message, or fail when CI=true).
+#
+#   util-linux          unshare: simulated machines in their own PID+UTS namespaces
+#   fuse3               fusermount: the real-share rigs (internal/sharetest) mount with FUSE
+#   openssh-server      sshd: the private SFTP server of the SFTP rig
+#   openssh-client      ssh, ssh-keygen: used by sshfs, and to make the rig's keys
+#   sshfs               the SFTP client mounts
+#   samba               smbd: the private SMB server of the SMB rig
+#   samba-common-bin    smbpasswd
+#   smbnetfs            the SMB client mounts (this kernel has no CIFS client)
 set -euo pipefail
+
+# have NAME: NAME is a program on PATH or in an sbin directory (a non-login
+# root shell may lack /usr/sbin on PATH).
+have() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]
+}
+
 need=()
-command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+add() { case " ${need[*]-} " in *" $1 "*) ;; *) need+=("$1") ;; esac; }
+have unshare || add util-linux
+have fusermount || have fusermount3 || add fuse3
+have sshd || add openssh-server
+have ssh || add openssh-client
+have ssh-keygen || add openssh-client
+have sshfs || add sshfs
+have smbd || add samba
+have smbpasswd || add samba-common-bin
+have smbnetfs || add smbnetfs
+
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
-if [ "$(id -u)" = 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}"
-else
+if [ "$(id -u)" != 0 ]; then
   echo "deps: missing ${need[*]} (run as root to install them)" >&2
+  exit 0
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "deps: installing ${need[*]}" >&2
+
+# The rigs run private servers on free ports; do not let the packages start
+# the system's sshd/smbd/nmbd (policy-rc.d is honoured by invoke-rc.d and
+# deb-systemd-invoke). Only when no policy is in place already, and removed
+# again afterwards.
+policy=/usr/sbin/policy-rc.d
+ours=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# scripts/deps.sh: no service starts while installing test tools\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  ours=1
+fi
+log=$(mktemp)
+cleanup() {
+  if [ -n "$ours" ]; then rm -f "$policy"; fi
+  rm -f "$log"
+}
+trap cleanup EXIT
+
+# Quiet unless it fails.
+if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"; } >"$log" 2>&1; then
+  cat "$log" >&2
+  echo "deps: installing ${need[*]} failed" >&2
+  exit 1
 fi

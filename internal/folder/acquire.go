@@ -10,6 +10,12 @@ import (
 	"sharelock/internal/core"
 )
 
+// Bounds on leases, so that timers stay sane.
+const (
+	minHeartbeat = time.Millisecond
+	maxLease     = 24 * time.Hour
+)
+
 // normalize fills request defaults and checks them.
 func normalize(req core.Request) (core.Request, error) {
 	if req.Path == "" {
@@ -18,14 +24,17 @@ func normalize(req core.Request) (core.Request, error) {
 	if req.Lease <= 0 {
 		req.Lease = DefaultLease
 	}
-	if req.Heartbeat <= 0 {
-		req.Heartbeat = req.Lease / 8
-		if req.Heartbeat > DefaultHeartbeat && req.Lease >= DefaultLease {
-			req.Heartbeat = DefaultHeartbeat
-		}
+	if req.Lease > maxLease {
+		return req, fmt.Errorf("sharelock: lease %v is longer than the maximum %v", req.Lease, maxLease)
 	}
-	if req.Heartbeat*3 > req.Lease {
-		return req, fmt.Errorf("sharelock: heartbeat %v must be at most a third of the lease %v", req.Heartbeat, req.Lease)
+	if req.Heartbeat <= 0 {
+		req.Heartbeat = min(req.Lease/8, DefaultHeartbeat)
+	}
+	if req.Heartbeat < minHeartbeat {
+		return req, fmt.Errorf("sharelock: lease %v is too short (heartbeat %v, minimum %v; use a lease of at least 8 ms)", req.Lease, req.Heartbeat, minHeartbeat)
+	}
+	if req.Heartbeat*4 > req.Lease {
+		return req, fmt.Errorf("sharelock: heartbeat %v must be at most a quarter of the lease %v", req.Heartbeat, req.Lease)
 	}
 	return req, nil
 }
@@ -34,7 +43,7 @@ func normalize(req core.Request) (core.Request, error) {
 // declares the lock lost: three quarters of the lease, so that it knows
 // before any observer (who waits a whole lease after the last change it saw)
 // can take over.
-func lostAfter(lease time.Duration) time.Duration { return lease * 3 / 4 }
+func lostAfter(lease time.Duration) time.Duration { return lease - lease/4 }
 
 // Acquire implements core.Store. If ctx ends after a holder was seen, the
 // error wraps both a *core.LockedError naming it and ctx's error.
@@ -103,7 +112,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			reason = fmt.Sprintf("holder process %d on %s is gone", v.own.Rec.PID, v.own.Rec.Host)
 		default:
 			unchanged := w.update(&v, s.mono())
-			lease := leaseOf(&v, req.Lease)
+			lease := s.leaseOf(&v, req.Lease)
 			if unchanged >= lease {
 				kind, broke = kindTakeover, &v
 				reason = fmt.Sprintf("no heartbeat for %v (lease %v)", unchanged.Round(time.Millisecond), lease)
@@ -134,8 +143,10 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			}
 			if restart != nil {
 				// Start over from a fresh listing (our claim was void,
-				// or we were far behind).
-				head, evidence = restart.max(), restart.evidence
+				// or we were far behind) — but never backwards: a listing
+				// may come from a client cache (sshfs: 20 s) and miss
+				// generations we have seen exist.
+				head, evidence = max(head+1, restart.max()), restart.evidence
 			} else {
 				// Someone else claimed head+1 first: judge it afresh.
 				head++
@@ -151,7 +162,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			// for one lease: the clocks only decide whether to spend the
 			// time, the verdict still comes from unchanged content.
 			if tryUntil == 0 && w.seen && w.gen == v.gen && s.suspicious(&v, req.Lease) {
-				tryUntil = w.changed + leaseOf(&v, req.Lease) + 2*s.o.PollMax
+				tryUntil = w.changed + s.leaseOf(&v, req.Lease) + 2*s.o.PollMax
 			}
 			if changed := w.seen && w.gen == v.gen && w.changed != w.first; tryUntil == 0 || s.mono() >= tryUntil || changed {
 				// Before refusing, make sure v is still the newest
@@ -274,10 +285,26 @@ func (s *Store) claim(ctx context.Context, dir string, rec record, evidence time
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	content := encodeOwner(nil, stHeld, h.beat, s.wallNow(), body)
-	if err := s.call(ctx, func() error { return s.o.FS.CreateExcl(ownerPath, content) }, nil); err != nil {
-		// Our generation exists but has no owner file: observers treat it
-		// as held by an unknown claimant and take it over after one lease.
+	if err := s.call(ctx, func() error { return s.o.FS.CreateExcl(ownerPath, content) }, func(late error) {
+		if late == nil {
+			s.overwriteVoid(ownerPath, rec) // landed after we gave up
+		}
+	}); err != nil {
+		// Leave a void record if we can, so nobody waits a claim window
+		// for our empty generation.
+		s.writeVoid(ownerPath, rec)
 		return nil, nil, pathErr("write lock record", ownerPath, err)
+	}
+	if took := s.mono() - t0; took >= s.o.ClaimWindow/2 {
+		// Observers judge a generation without a readable record stale
+		// after a claim window: ours took so long that one may have.
+		// Give it up and start over.
+		s.overwriteVoid(ownerPath, rec)
+		l, err := s.scan(ctx, dir, false)
+		if err == nil && l.max() < rec.Token {
+			l.gens = append(l.gens, rec.Token)
+		}
+		return nil, l, err
 	}
 	s.setHint(dir, hint{gen: rec.Token, evidence: t0})
 	go h.run()
@@ -287,12 +314,28 @@ func (s *Store) claim(ctx context.Context, dir string, rec record, evidence time
 	return h, nil, nil
 }
 
-// writeVoid fills an abandoned generation with a void record (best effort).
-func (s *Store) writeVoid(ownerPath string, rec record) {
+// voidContent is the owner file of an abandoned claim.
+func (s *Store) voidContent(rec record) []byte {
 	rec.Kind = kindVoid
 	rec.Reason = "claim abandoned by its claimant"
-	content := encodeOwner(nil, stReleased, 0, s.wallNow(), encodeRecord(&rec))
-	_ = s.call(context.Background(), func() error { return s.o.FS.CreateExcl(ownerPath, content) }, nil)
+	return encodeOwner(nil, stReleased, 0, s.wallNow(), encodeRecord(&rec))
+}
+
+// writeVoid fills an abandoned generation with a void record (best effort):
+// creating the owner file, or rewriting one a failed write left behind.
+func (s *Store) writeVoid(ownerPath string, rec record) {
+	content := s.voidContent(rec)
+	err := s.call(context.Background(), func() error { return s.o.FS.CreateExcl(ownerPath, content) }, nil)
+	if isExist(err) {
+		_ = s.call(context.Background(), func() error { return s.o.FS.Overwrite(ownerPath, content) }, nil)
+	}
+}
+
+// overwriteVoid ends our own complete claim at once: the same record
+// rewritten as released (same length, so no truncation is needed).
+func (s *Store) overwriteVoid(ownerPath string, rec record) {
+	content := encodeOwner(nil, stReleased, 2, s.wallNow(), encodeRecord(&rec))
+	_ = s.call(context.Background(), func() error { return s.o.FS.Overwrite(ownerPath, content) }, nil)
 }
 
 // dropHint forgets the hint for dir if it still points at gen (a claim we

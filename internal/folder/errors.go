@@ -55,6 +55,8 @@ func fixFor(path string, err error) string {
 		return "a symbolic link was planted there; sharelock never follows links in its lock folder: remove or rename it"
 	case isNotExist(err):
 		return "check that the folder " + dir + " exists and is reachable"
+	case errors.Is(err, syscall.EIO):
+		return "the file server reported an I/O error; check the share and the network, then retry"
 	case errors.Is(err, syscall.ENOLCK), errors.Is(err, syscall.EBADF), isStale(err):
 		return "the network share lost track of an open file (NFS); retry, and check the mount"
 	}

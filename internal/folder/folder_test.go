@@ -82,6 +82,9 @@ func newStore(t *testing.T, o Options) *Store {
 	if o.Self == nil {
 		o.Self = machine("m1", 1000)
 	}
+	if o.ClaimWindow == 0 {
+		o.ClaimWindow = time.Second // every store of a test agrees
+	}
 	return New(o)
 }
 
@@ -378,7 +381,7 @@ func TestThreeWaitersBreakStaleOnce(t *testing.T) {
 	for round := 0; round < 30; round++ {
 		db := filepath.Join(t.TempDir(), "wems.db")
 		a := newStore(t, Options{Self: machine("dead", 1)})
-		la, err := a.Acquire(context.Background(), core.Request{Path: db, Lease: 150 * time.Millisecond, Heartbeat: 40 * time.Millisecond})
+		la, err := a.Acquire(context.Background(), core.Request{Path: db, Lease: 150 * time.Millisecond, Heartbeat: 35 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +398,7 @@ func TestThreeWaitersBreakStaleOnce(t *testing.T) {
 				s := newStore(t, Options{Self: machine(fmt.Sprintf("w%d", i), 10+i)})
 				<-start
 				// Watch until stale; each must see it stale and try to take over.
-				r := core.Request{Path: db, Lease: 150 * time.Millisecond, Heartbeat: 40 * time.Millisecond, Wait: false}
+				r := core.Request{Path: db, Lease: 150 * time.Millisecond, Heartbeat: 35 * time.Millisecond, Wait: false}
 				deadline := time.Now().Add(700 * time.Millisecond)
 				for time.Now().Before(deadline) {
 					l, err := s.Acquire(context.Background(), r)
@@ -763,4 +766,173 @@ func TestTryAcquireWatchesSuspiciousHolder(t *testing.T) {
 		t.Fatalf("silent holder not taken over without waiting: %v", err)
 	}
 	lb.Release()
+}
+
+// slowCreateFS makes owner-file creation slow (a claim being written).
+type slowCreateFS struct {
+	OSFS
+	delay time.Duration
+}
+
+func (f slowCreateFS) CreateExcl(name string, data []byte) error {
+	time.Sleep(f.delay)
+	return f.OSFS.CreateExcl(name, data)
+}
+
+// Regression (review R1): a claimant slow to write its record, observed by a
+// waiter with a shorter lease, must not end up holding alongside it.
+func TestSlowClaimNeverDoubleHolder(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wems.db")
+	a := newStore(t, Options{Self: machine("slow", 1), FS: slowCreateFS{delay: 700 * time.Millisecond}})
+	b := newStore(t, Options{Self: machine("quick", 2)})
+	var la, lb core.Lease
+	var errA, errB error
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		la, errA = a.Acquire(ctx, core.Request{Path: db, Lease: 6 * time.Second, Wait: true})
+	}()
+	go func() {
+		defer wg.Done()
+		time.Sleep(50 * time.Millisecond) // after A's mkdir
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+		defer cancel()
+		lb, errB = b.Acquire(ctx, core.Request{Path: db, Lease: 300 * time.Millisecond, Heartbeat: 50 * time.Millisecond, Wait: true})
+	}()
+	wg.Wait()
+	if errA == nil && errB == nil && la.Check() == nil && lb.Check() == nil {
+		t.Fatalf("two holders: A token %d, B token %d", la.Token(), lb.Token())
+	}
+	for _, l := range []core.Lease{la, lb} {
+		if l != nil {
+			l.Release()
+		}
+	}
+}
+
+// Regression (review R3): Release right after a forced break, before any
+// heartbeat noticed it, reports the loss.
+func TestReleaseAfterBreakReportsLoss(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wems.db")
+	a := newStore(t, Options{Self: machine("a", 1)})
+	la, err := a.Acquire(context.Background(), core.Request{Path: db, Lease: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newStore(t, Options{Self: machine("admin", 2)})
+	if _, err := b.Break(context.Background(), db, "test", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := la.Release(); !errors.Is(err, core.ErrLost) {
+		t.Fatalf("Release after a break: %v", err)
+	}
+	select {
+	case <-la.Lost():
+	default:
+		t.Fatal("Lost not closed")
+	}
+}
+
+// jumpClock is a clock whose monotonic reading can jump (a suspend).
+type jumpClock struct{ off atomic.Int64 }
+
+func (c *jumpClock) Mono() time.Duration { return clock.System{}.Mono() + time.Duration(c.off.Load()) }
+func (c *jumpClock) Wall() time.Time     { return time.Now().Add(time.Duration(c.off.Load())) }
+
+// Regression (review R4): after a pause past the loss limit, Release returns
+// the loss even if the heartbeat loop never ran.
+func TestReleaseAfterPauseReportsLoss(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wems.db")
+	c := &jumpClock{}
+	a := newStore(t, Options{Clock: c})
+	la, err := a.Acquire(context.Background(), core.Request{Path: db, Lease: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.off.Store(int64(2 * time.Hour)) // the machine slept for two hours
+	if err := la.Check(); !errors.Is(err, core.ErrLost) {
+		t.Fatalf("Check after sleeping: %v", err)
+	}
+	if err := la.Release(); !errors.Is(err, core.ErrLost) {
+		t.Fatalf("Release after sleeping: %v", err)
+	}
+	// Nobody took over: the release still frees it for others.
+	b := newStore(t, Options{Self: machine("b", 2)})
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		lb, err := b.Acquire(context.Background(), req(db))
+		if err == nil {
+			lb.Release()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lock not freed after a lost release: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Regression (review R7): odd leases are errors, not panics or instant loss.
+func TestLeaseBounds(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wems.db")
+	s := newStore(t, Options{})
+	for _, r := range []core.Request{
+		{Path: db, Lease: 5 * time.Nanosecond},
+		{Path: db, Lease: 1 << 62},
+		{Path: db, Lease: time.Second, Heartbeat: 400 * time.Millisecond},
+	} {
+		if l, err := s.Acquire(context.Background(), r); err == nil {
+			l.Release()
+			t.Errorf("lease %v heartbeat %v accepted", r.Lease, r.Heartbeat)
+		}
+	}
+	if lostAfter(1<<62) <= 0 {
+		t.Fatal("lostAfter overflows")
+	}
+}
+
+// Regression (review R8): a planted huge generation name is foreign; the
+// token never wraps.
+func TestPlantedHugeGenerationIgnored(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "wems.db")
+	os.MkdirAll(filepath.Join(LockDir(db), "18446744073709551615"), 0o777)
+	s := newStore(t, Options{})
+	l, err := s.Acquire(context.Background(), req(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if l.Token() != 1 {
+		t.Fatalf("token %d", l.Token())
+	}
+}
+
+// Regression (review R10): an owner "file" that is a directory or a FIFO is
+// unreadable content (taken over after the claim window), never a hang.
+func TestOwnerNotARegularFile(t *testing.T) {
+	for _, kind := range []string{"dir", "fifo"} {
+		t.Run(kind, func(t *testing.T) {
+			db := filepath.Join(t.TempDir(), "wems.db")
+			owner := filepath.Join(LockDir(db), genName(1), ownerName)
+			os.MkdirAll(filepath.Dir(owner), 0o777)
+			if kind == "dir" {
+				os.Mkdir(owner, 0o777)
+			} else if err := syscall.Mkfifo(owner, 0o666); err != nil {
+				t.Skip(err)
+			}
+			s := newStore(t, Options{OpTimeout: 2 * time.Second})
+			start := time.Now()
+			l, err := s.Acquire(context.Background(), req(db))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Release()
+			if l.Token() != 2 || time.Since(start) > 5*time.Second {
+				t.Fatalf("token %d after %v", l.Token(), time.Since(start))
+			}
+		})
+	}
 }

@@ -41,6 +41,8 @@ type OSFS struct{}
 
 func (OSFS) Mkdir(name string) error { return os.Mkdir(name, 0o777) }
 
+// ReadFile reads a regular file without following a symbolic link at the
+// last component and without blocking on a FIFO planted there.
 func (OSFS) ReadFile(name string) ([]byte, error) { return readFile(name) }
 
 func (OSFS) CreateExcl(name string, data []byte) error {
@@ -52,7 +54,7 @@ func (OSFS) CreateExcl(name string, data []byte) error {
 }
 
 func (OSFS) Overwrite(name string, data []byte) error {
-	f, err := openFile(name, os.O_WRONLY, 0)
+	f, err := openFile(name, os.O_WRONLY|oNoFollow|oNonBlock, 0)
 	if err != nil {
 		return err
 	}
@@ -60,7 +62,9 @@ func (OSFS) Overwrite(name string, data []byte) error {
 }
 
 func (OSFS) Append(name string, data []byte) error {
-	f, err := openFile(name, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o666)
+	// O_RDWR, not O_WRONLY: smbnetfs hangs for 4 s and fails an
+	// O_WRONLY|O_APPEND open.
+	f, err := openFile(name, os.O_RDWR|os.O_CREATE|os.O_APPEND|oNoFollow|oNonBlock, 0o666)
 	if err != nil {
 		return err
 	}
@@ -105,11 +109,16 @@ func (OSFS) Remove(name string) error { return syscall.Unlink(filepath.FromSlash
 func (OSFS) Rmdir(name string) error { return syscall.Rmdir(filepath.FromSlash(name)) }
 
 func readFile(name string) ([]byte, error) {
-	f, err := openFile(name, os.O_RDONLY, 0)
+	f, err := openFile(name, os.O_RDONLY|oNoFollow|oNonBlock, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, errNotRegular
+	}
 	b := make([]byte, 0, 1024)
 	for {
 		if len(b) == cap(b) {

@@ -18,3 +18,10 @@ func openDirNoFollow(name string) (*os.File, error) {
 	}
 	return os.Open(name)
 }
+
+// Windows has neither flag in package os; reparse points are refused by the
+// Windows issue's share-mode work.
+const (
+	oNoFollow = 0
+	oNonBlock = 0
+)

@@ -74,7 +74,7 @@ func (s *Store) judge(ctx context.Context, dir string, v *view, info *core.Info,
 	var w watch
 	start := s.mono()
 	w.update(v, start)
-	lease := leaseOf(v, ourLease)
+	lease := s.leaseOf(v, ourLease)
 	if v.own != nil {
 		if d := s.wallNow().Sub(v.own.At); d > 0 {
 			info.HeartbeatAge = d // estimate from the holder's clock, display only
@@ -160,7 +160,7 @@ func (s *Store) Break(ctx context.Context, path, reason string, force bool) (cor
 		info := core.Info{Path: path}
 		observe := time.Duration(0)
 		if !force {
-			observe = leaseOf(&v, DefaultLease) + time.Second
+			observe = s.leaseOf(&v, DefaultLease) + time.Second
 		}
 		s.judge(ctx, dir, &v, &info, observe, DefaultLease)
 		if err := ctx.Err(); err != nil {

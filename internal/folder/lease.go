@@ -20,8 +20,9 @@ type held struct {
 	rec       record
 	body      []byte
 
-	// Owned by the heartbeat goroutine while it runs.
-	beat uint64
+	// Owned by the heartbeat goroutine while it runs, then by Release.
+	beat    uint64
+	pending chan beatResult // a heartbeat still in flight when run ended
 
 	lastOK  time.Duration // mono start time of the last successful heartbeat (atomic via mu)
 	checked time.Duration // mono time the successor was last seen absent
@@ -98,30 +99,44 @@ func (h *held) run() {
 	defer watchdog.Stop()
 	results := make(chan beatResult, 1)
 	inflight := false
-	checkGap := func() bool {
+	// untilLimit is how long until the loss limit, counted from the start
+	// of the last successful heartbeat (not from when its reply came).
+	untilLimit := func() time.Duration {
 		h.mu.Lock()
 		last := h.lastOK
 		h.mu.Unlock()
-		if gap := s.mono() - last; gap >= limit {
-			h.lose(fmt.Sprintf("no successful heartbeat for %v (limit %v)", gap.Round(time.Millisecond), limit))
+		return last + limit - s.mono()
+	}
+	checkGap := func() bool {
+		if d := untilLimit(); d <= 0 {
+			h.lose(fmt.Sprintf("no successful heartbeat for %v (limit %v)", (limit - d).Round(time.Millisecond), limit))
 			return true
 		}
 		return false
+	}
+	// leave hands a heartbeat still in flight to Release and markLost, so
+	// that they can rewrite the record after it lands.
+	leave := func() {
+		if inflight {
+			h.pending = results
+		}
 	}
 	for {
 		select {
 		case <-h.stop:
 			if inflight {
-				// Let the running write finish (bounded) so that it cannot
-				// land after the release record.
 				select {
-				case <-results:
+				case r := <-results:
+					inflight = false
+					h.note(r)
 				case <-time.After(s.o.OpTimeout):
 				}
 			}
+			leave()
 			return
 		case <-tick.C:
 			if checkGap() {
+				leave()
 				h.markLost()
 				return
 			}
@@ -132,35 +147,44 @@ func (h *held) run() {
 			}
 		case r := <-results:
 			inflight = false
-			switch {
-			case r.successor != nil:
-				who := "another process"
-				if hh := r.successor.holder(); hh != nil {
-					who = hh.Who()
-				}
-				h.lose(fmt.Sprintf("taken over by %s (token %d)", who, r.successor.gen))
-				return
-			case r.err == nil:
-				h.mu.Lock()
-				if r.start > h.lastOK {
-					h.lastOK = r.start
-				}
-				h.checked = r.start
-				h.mu.Unlock()
-				watchdog.Reset(limit)
-			case isNotExist(r.err):
-				h.lose("the lock record was removed: " + r.err.Error())
+			if h.note(r) {
 				return
 			}
-			// Other errors: keep trying; the watchdog decides.
+			watchdog.Reset(max(untilLimit(), 0))
 		case <-watchdog.C:
 			if checkGap() {
+				leave()
 				h.markLost()
 				return
 			}
-			watchdog.Reset(limit / 4)
+			watchdog.Reset(max(untilLimit(), time.Millisecond))
 		}
 	}
+}
+
+// note records a heartbeat result. It reports whether the lock is lost.
+func (h *held) note(r beatResult) bool {
+	switch {
+	case r.successor != nil:
+		who := "another process"
+		if hh := r.successor.holder(); hh != nil {
+			who = hh.Who()
+		}
+		h.lose(fmt.Sprintf("taken over by %s (token %d)", who, r.successor.gen))
+		return true
+	case r.err == nil:
+		h.mu.Lock()
+		if r.start > h.lastOK {
+			h.lastOK = r.start
+		}
+		h.checked = r.start
+		h.mu.Unlock()
+	case isNotExist(r.err):
+		h.lose("the lock record was removed: " + r.err.Error())
+		return true
+	}
+	// Other errors: keep trying; the loss limit decides.
+	return false
 }
 
 // beatOnce rewrites the owner file with the next beat and checks that no
@@ -186,31 +210,66 @@ func (h *held) beatOnce(start time.Duration, beat uint64) beatResult {
 }
 
 // markLost tells waiters, best effort, that this claim ended (the write may
-// well fail: losing usually means the share is unreachable).
+// well fail: losing usually means the share is unreachable). It waits for a
+// heartbeat still in flight, so that cannot land after it.
 func (h *held) markLost() {
-	content := encodeOwner(nil, stLost, h.beat+1, h.s.wallNow(), h.body)
-	go func() { _ = h.s.o.FS.Overwrite(h.ownerPath, content) }()
+	h.rewriteAfterPending(stLost)
 }
 
-// Release ends the hold: it stops the heartbeat and marks the generation
-// released (one write). It is idempotent; every call returns the first
-// call's result. If the lock had been lost, Release returns the *LostError
-// so the caller learns its work may not have been protected.
+// rewriteAfterPending writes state into the owner file in the background,
+// after any heartbeat still in flight has returned.
+func (h *held) rewriteAfterPending(state string) {
+	content := encodeOwner(nil, state, h.beat+1, h.s.wallNow(), h.body)
+	pending := h.pending
+	go func() {
+		if pending != nil {
+			<-pending
+		}
+		_ = h.s.o.FS.Overwrite(h.ownerPath, content)
+	}()
+}
+
+// Release ends the hold: it stops the heartbeat, checks that nobody took
+// over (one lstat) and marks the generation released (one write). It is
+// idempotent; every call returns the first call's result. If the lock had
+// been lost — taken over, broken, or not renewed for three quarters of the
+// lease (a pause, a stalled share) — Release returns the *LostError so the
+// caller learns its work may not have been protected.
 func (h *held) Release() error {
 	h.relOnce.Do(func() {
 		h.released.Store(true)
 		close(h.stop)
 		<-h.done
+		s := h.s
+		if h.Err() == nil {
+			_ = h.Check() // a pause past the limit counts as loss
+		}
+		successor := false
+		if h.Err() == nil {
+			next := filepath.Join(h.dir, genName(h.rec.Token+1))
+			if _, err := s.lstat(context.Background(), next); err == nil {
+				successor = true
+				v, _ := s.look(context.Background(), h.dir, h.rec.Token+1)
+				h.note(beatResult{successor: &v})
+			}
+		}
 		if err := h.Err(); err != nil {
 			h.relErr = err
+			if !successor {
+				h.rewriteAfterPending(stReleased) // nobody took over: free it
+			}
 			return
 		}
-		s := h.s
 		content := encodeOwner(nil, stReleased, h.beat+1, s.wallNow(), h.body)
 		err := s.call(context.Background(), func() error { return s.o.FS.Overwrite(h.ownerPath, content) }, nil)
 		if err != nil {
 			h.relErr = pathErr("release", h.ownerPath, err)
 			return
+		}
+		if h.pending != nil {
+			// A heartbeat outlived our wait and may land after the
+			// release record: write it again once it has.
+			h.rewriteAfterPending(stReleased)
 		}
 		h.mu.Lock()
 		checked := h.checked

@@ -28,7 +28,10 @@ const (
 	maxOwnerSize = 64 << 10
 )
 
-var errTooBig = errors.New("file larger than 64 KiB: not a sharelock owner file")
+var (
+	errTooBig     = errors.New("file larger than 64 KiB: not a sharelock owner file")
+	errNotRegular = errors.New("not a regular file")
+)
 
 // Owner-file states, as written by the claimant.
 const (
@@ -206,6 +209,9 @@ func (r *record) holder() *core.Holder {
 	return h
 }
 
+// maxGen is the largest generation number: 10^18, unreachable in practice.
+const maxGen = 1_000_000_000_000_000_000
+
 // genName renders a generation number as a directory name: 20 decimal digits,
 // so that names sort in generation order.
 func genName(g uint64) string {
@@ -218,5 +224,7 @@ func parseGenName(s string) (uint64, bool) {
 		return 0, false
 	}
 	g, err := parsePadded([]byte(s))
-	return g, err == nil && g > 0
+	// Numbers beyond 10^18 are not ours (a planted name could otherwise
+	// make the next token wrap around to 0).
+	return g, err == nil && g > 0 && g <= maxGen
 }

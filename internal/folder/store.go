@@ -52,6 +52,9 @@ const (
 	// a client cache (sshfs default: 20 s). Evidence from a listing is dated
 	// this much before the listing was requested.
 	MaxCacheStaleness = 60 * time.Second
+	// DefaultClaimWindow: see Options.ClaimWindow. It exceeds any sane
+	// mkdir-to-write delay on a share (milliseconds measured) by far.
+	DefaultClaimWindow = 10 * time.Second
 	// DefaultOpTimeout bounds every single filesystem call on the caller's
 	// path: a stalled share yields an error instead of a hang.
 	DefaultOpTimeout = 30 * time.Second
@@ -75,6 +78,12 @@ type Options struct {
 	// PollMaxLocal applies when the holder runs on this machine (liveness
 	// checks are cheap there, and a crashed holder is taken over at once).
 	PollMin, PollMax, PollMaxLocal time.Duration
+	// ClaimWindow is how long a generation without a readable owner file
+	// (a claim being written, or damage) is given before observers may
+	// judge it stale, whatever their own lease; a claimant whose owner
+	// write completes later than half of it gives its claim up. A
+	// protocol constant: every client of a lock must use the same value.
+	ClaimWindow time.Duration
 	// Liveness decides whether a process recorded by a holder on this
 	// machine is alive; default proc.Check.
 	Liveness func(pid int, startTime uint64) proc.Liveness
@@ -124,6 +133,9 @@ func New(o Options) *Store {
 	if o.PollMaxLocal <= 0 {
 		o.PollMaxLocal = 20 * time.Millisecond
 	}
+	if o.ClaimWindow <= 0 {
+		o.ClaimWindow = DefaultClaimWindow
+	}
 	if o.Liveness == nil {
 		o.Liveness = proc.Check
 	}
@@ -146,23 +158,44 @@ func (s *Store) mono() time.Duration { return s.o.Clock.Mono() }
 // share cannot be interrupted); late, if not nil, receives its eventual
 // result in that case.
 func (s *Store) call(ctx context.Context, fn func() error, late func(error)) error {
-	done := make(chan error, 1)
-	go func() { done <- fn() }()
+	_, err := callv(s, ctx, func() (struct{}, error) { return struct{}{}, fn() }, late)
+	return err
+}
+
+// callv is call for a function with a result. The result travels through
+// the channel, so a call abandoned after a timeout never writes into the
+// caller's variables.
+func callv[T any](s *Store, ctx context.Context, fn func() (T, error), late func(error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		done <- result{v, err}
+	}()
 	t := time.NewTimer(s.o.OpTimeout)
 	defer t.Stop()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
 	case <-t.C:
 	}
 	if late != nil {
-		go func() { late(<-done) }()
+		go func() { late((<-done).err) }()
 	}
+	var zero T
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return zero, ctx.Err()
 	}
-	return errStalled
+	return zero, errStalled
+}
+
+// lstat is FS.Lstat under call.
+func (s *Store) lstat(ctx context.Context, name string) (fs.FileInfo, error) {
+	return callv(s, ctx, func() (fs.FileInfo, error) { return s.o.FS.Lstat(name) }, nil)
 }
 
 // readOwner reads the owner file of generation g. raw is nil if the file does
@@ -170,11 +203,7 @@ func (s *Store) call(ctx context.Context, fn func() error, late func(error)) err
 func (s *Store) readOwner(ctx context.Context, dir string, g uint64) (raw []byte, err error) {
 	name := filepath.Join(dir, genName(g), ownerName)
 	for try := 0; ; try++ {
-		err = s.call(ctx, func() error {
-			var e error
-			raw, e = s.o.FS.ReadFile(name)
-			return e
-		}, nil)
+		raw, err = callv(s, ctx, func() ([]byte, error) { return s.o.FS.ReadFile(name) }, nil)
 		if isStale(err) && try < 2 {
 			continue
 		}
@@ -184,9 +213,9 @@ func (s *Store) readOwner(ctx context.Context, dir string, g uint64) (raw []byte
 		if isNotExist(err) {
 			return nil, nil
 		}
-		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, errTooBig) {
-			// A planted file where a generation directory should be, or a
-			// huge foreign file: content we cannot use; treat as corrupt.
+		if errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) || errors.Is(err, errTooBig) || errors.Is(err, errNotRegular) || errors.Is(err, syscall.ELOOP) {
+			// Something planted where a generation directory or owner
+			// file should be: content we cannot use; treat as corrupt.
 			return []byte("unreadable: " + err.Error()), nil
 		}
 		return nil, pathErr("read", name, err)
@@ -214,12 +243,7 @@ func (l *listing) max() uint64 {
 // scan lists the lock directory, creating it if needed (create=true).
 func (s *Store) scan(ctx context.Context, dir string, create bool) (*listing, error) {
 	t0 := s.mono()
-	var names []string
-	err := s.call(ctx, func() error {
-		var e error
-		names, e = s.o.FS.ReadDirNames(dir)
-		return e
-	}, nil)
+	names, err := callv(s, ctx, func() ([]string, error) { return s.o.FS.ReadDirNames(dir) }, nil)
 	if err != nil {
 		if isNotExist(err) && create {
 			if err := s.ensureDir(ctx, dir); err != nil {
@@ -230,7 +254,7 @@ func (s *Store) scan(ctx context.Context, dir string, create bool) (*listing, er
 		if isNotExist(err) {
 			// Never locked, or the folder itself is missing?
 			parent := filepath.Dir(dir)
-			if perr := s.call(ctx, func() error { _, e := s.o.FS.Lstat(parent); return e }, nil); perr != nil {
+			if _, perr := s.lstat(ctx, parent); perr != nil {
 				return nil, &core.PathError{Op: "inspect", Path: parent, Err: perr,
 					Fix: "check that the folder " + parent + " exists and is reachable"}
 			}
@@ -275,11 +299,19 @@ func (s *Store) ensureDir(ctx context.Context, dir string) error {
 // checkDir verifies that dir is a real directory (not a file, not a symlink).
 func (s *Store) checkDir(ctx context.Context, dir string) error {
 	var fi fs.FileInfo
-	err := s.call(ctx, func() error {
-		var e error
-		fi, e = s.o.FS.Lstat(dir)
-		return e
-	}, nil)
+	var err error
+	for try := 0; ; try++ {
+		fi, err = s.lstat(ctx, dir)
+		if isNotExist(err) && try < 20 {
+			// mkdir said it exists but we cannot see it yet (another
+			// client just created it; our view lags): wait a little.
+			if !sleepCtx(ctx, 50*time.Millisecond) {
+				return ctx.Err()
+			}
+			continue
+		}
+		break
+	}
 	if err != nil {
 		return pathErr("inspect lock folder", dir, err)
 	}
@@ -300,12 +332,7 @@ func dirKindErr(dir string, fi fs.FileInfo) error {
 
 // explainDir turns a listing error into a PathError.
 func (s *Store) explainDir(ctx context.Context, dir string, err error) error {
-	var fi fs.FileInfo
-	if lerr := s.call(ctx, func() error {
-		var e error
-		fi, e = s.o.FS.Lstat(dir)
-		return e
-	}, nil); lerr == nil {
+	if fi, lerr := s.lstat(ctx, dir); lerr == nil {
 		if kerr := dirKindErr(dir, fi); kerr != nil {
 			return kerr
 		}
@@ -408,22 +435,35 @@ func (s *Store) suspicious(v *view, ours time.Duration) bool {
 	if v.own == nil {
 		return true
 	}
-	return s.wallNow().Sub(v.own.At) > leaseOf(v, ours)
+	return s.wallNow().Sub(v.own.At) > s.leaseOf(v, ours)
 }
 
-// leaseOf returns the lease to judge v by: the lease its claimant declared,
-// or ours if it declared none (or its record is unreadable).
-func leaseOf(v *view, ours time.Duration) time.Duration {
+// leaseOf returns the lease to judge v by: the lease its claimant declared;
+// for a generation without a readable record, ours but at least the claim
+// window (its claimant may be slow to write, with a longer lease).
+func (s *Store) leaseOf(v *view, ours time.Duration) time.Duration {
 	if v.own != nil && v.own.Rec.LeaseMS > 0 {
 		return time.Duration(v.own.Rec.LeaseMS) * time.Millisecond
 	}
-	return ours
+	return max(ours, s.o.ClaimWindow)
 }
 
 func newNonce() string {
 	var b [12]byte
 	_, _ = crand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// sleepCtx sleeps for d or until ctx ends; it reports whether it slept.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 func jitter(d time.Duration) time.Duration {

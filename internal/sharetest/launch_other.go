@@ -1,0 +1,12 @@
+//go:build !linux
+
+package sharetest
+
+// Missing reports what is missing to start shares of kind here: on this OS,
+// everything (the rigs need Linux). The error wraps errors.ErrUnsupported.
+func Missing(kind string) error { return errNotLinux }
+
+// Launch is unsupported on this OS.
+func Launch(kind, dir string) (*Share, error) { return nil, errNotLinux }
+
+func stillMounted(dir string) bool { return false }

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Lists what a crashed share test may have left behind, and with --clean
+# removes it: FUSE mounts of the rigs (internal/sharetest) in their private
+# directories ${TMPDIR:-/tmp}/sharetest-*, and the processes whose command
+# line names one of those directories (the rigs' sshd, smbd, sshfs,
+# smbnetfs and watchdog). Normally the rigs clean up after themselves, even
+# when the test process dies; this is for when the whole process group was
+# killed. Do not run it with --clean while share tests are running.
+set -euo pipefail
+clean=
+if [ "${1-}" = --clean ]; then clean=1; fi
+base=${TMPDIR:-/tmp}
+base=${base%/}
+found=
+
+# Mount points below a rig directory (from mountinfo; \040 is a space).
+while read -r m; do
+  [ -n "$m" ] || continue
+  found=1
+  echo "mount: $m"
+  if [ -n "$clean" ]; then
+    fusermount -u -z "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" || true
+  fi
+done < <(awk '{print $5}' /proc/self/mountinfo | sed 's/\\040/ /g' | grep -E "^$base/sharetest-[^/]+/" || true)
+
+# Processes started for a rig: their arguments name its directory.
+for p in /proc/[0-9]*; do
+  pid=${p#/proc/}
+  [ "$pid" != $$ ] || continue
+  cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
+  case $cmd in
+    *"$base/sharetest-"*)
+      found=1
+      echo "process $pid: $cmd"
+      if [ -n "$clean" ]; then kill "$pid" 2>/dev/null || true; fi
+      ;;
+  esac
+done
+
+if [ -n "$clean" ]; then
+  for d in "$base"/sharetest-*; do
+    [ -d "$d" ] || continue
+    if ! awk '{print $5}' /proc/self/mountinfo | grep -qF "$d/"; then
+      echo "removing $d"
+      rm -rf "$d"
+    fi
+  done
+elif [ -z "$found" ]; then
+  echo "no leftovers of the share rigs"
+fi
