@@ -28,15 +28,33 @@ func Mount(t testing.TB, backing string) *FS {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		unavailable(t, "faultfs: FUSE is not available: %v", err)
 	}
+	if _, err := os.Stat(backing); err != nil {
+		t.Fatalf("faultfs: backing directory: %v", err)
+	}
+	f, err := MountAt(backing, t.TempDir())
+	if err != nil {
+		unavailable(t, "faultfs: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := f.Unmount(); err != nil {
+			t.Errorf("faultfs: %v", err)
+		}
+	})
+	return f
+}
+
+// MountAt mounts backing (a directory) through faultfs at mnt (an existing
+// empty directory), outside of a test. The caller must call Unmount. It
+// needs root and /dev/fuse.
+func MountAt(backing, mnt string) (*FS, error) {
 	abs, err := filepath.Abs(backing)
 	if err != nil {
-		t.Fatalf("faultfs: %v", err)
+		return nil, err
 	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(abs, &st); err != nil {
-		t.Fatalf("faultfs: backing directory: %v", err)
+		return nil, fmt.Errorf("faultfs: backing directory: %w", err)
 	}
-	mnt := t.TempDir()
 	f := newFS(mnt, abs)
 
 	root := &fs.LoopbackRoot{Path: abs, Dev: st.Dev}
@@ -60,15 +78,10 @@ func Mount(t testing.TB, backing string) *FS {
 	}
 	server, err := fs.Mount(mnt, rootNode, opts)
 	if err != nil {
-		unavailable(t, "faultfs: cannot mount FUSE at %s: %v", mnt, err)
+		return nil, fmt.Errorf("cannot mount FUSE at %s (needs root and /dev/fuse): %w", mnt, err)
 	}
 	f.unmount = func() error { return unmountServer(server, mnt) }
-	t.Cleanup(func() {
-		if err := f.Unmount(); err != nil {
-			t.Errorf("faultfs: %v", err)
-		}
-	})
-	return f
+	return f, nil
 }
 
 // unmountServer unmounts, retrying while the mount is busy (a call released

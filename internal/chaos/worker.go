@@ -1,0 +1,128 @@
+//go:build linux
+
+package chaos
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"sharelock"
+)
+
+// Worker log events, in the order one cycle writes them:
+//
+//	start                          the process started (pid)
+//	acq → acq_ok(tok) | acq_err    Acquire called → returned
+//	read → read_ok(v, vt) | read_err
+//	skip(err)                      no write: the record has a newer token
+//	                               ("fenced") or Lock.Check failed ("lost")
+//	write(v) → write_ok | write_err
+//	rel → rel_ok | rel_lost | rel_err
+//	done                           the stop file appeared; the worker exits
+func workerMain() int {
+	var c workerConf
+	if err := getConf(&c); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	lg, err := openLog(workerLog(c.Out, c.W, c.Inc))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer lg.close()
+	lg.log(event{E: "start", PID: os.Getpid()})
+	lockPath := filepath.Join(c.Dir, lockName)
+	recPath := filepath.Join(c.Dir, recordName)
+	stop := filepath.Join(c.Out, stopName)
+	opts := []sharelock.Option{sharelock.WithApp("chaos"), sharelock.WithLease(c.Lease), sharelock.WithHeartbeat(c.Beat)}
+	for {
+		if _, err := os.Stat(stop); err == nil {
+			lg.log(event{E: "done"})
+			return 0
+		}
+		lg.log(event{E: "acq"})
+		ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
+		l, err := sharelock.Acquire(ctx, lockPath, opts...)
+		cancel()
+		if err != nil {
+			lg.log(event{E: "acq_err", Err: err.Error()})
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		tok := l.Token()
+		lg.log(event{E: "acq_ok", Tok: tok})
+		update(lg, l, recPath, tok)
+		if c.Hold > 0 {
+			time.Sleep(c.Hold)
+		}
+		lg.log(event{E: "rel"})
+		switch err := l.Release(); {
+		case err == nil:
+			lg.log(event{E: "rel_ok"})
+		case errors.Is(err, sharelock.ErrLost):
+			lg.log(event{E: "rel_lost", Err: err.Error()})
+		default:
+			lg.log(event{E: "rel_err", Err: err.Error()})
+		}
+	}
+}
+
+// update reads the shared record, and unless its token is newer than ours
+// or our lock is gone, writes value+1 with our token.
+func update(lg *logger, l *sharelock.Lock, recPath string, tok uint64) {
+	lg.log(event{E: "read"})
+	v, vt, err := readRecord(recPath)
+	if err != nil {
+		lg.log(event{E: "read_err", Err: err.Error()})
+		return
+	}
+	lg.log(event{E: "read_ok", V: v, VT: vt})
+	if vt > tok {
+		lg.log(event{E: "skip", Err: "fenced", VT: vt})
+		return
+	}
+	if err := l.Check(); err != nil {
+		lg.log(event{E: "skip", Err: "lost: " + err.Error()})
+		return
+	}
+	lg.log(event{E: "write", V: v + 1})
+	if err := writeRecord(recPath, v+1, tok); err != nil {
+		lg.log(event{E: "write_err", Err: err.Error()})
+		return
+	}
+	lg.log(event{E: "write_ok"})
+}
+
+func readRecord(path string) (v int64, tok uint64, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0, fmt.Errorf("record %s: %q is not \"VALUE TOKEN\"", path, b)
+	}
+	v, err1 := strconv.ParseInt(f[0], 10, 64)
+	tok, err2 := strconv.ParseUint(f[1], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, 0, fmt.Errorf("record %s: %w", path, err)
+	}
+	return v, tok, nil
+}
+
+// writeRecord replaces the record atomically (temporary file + rename): a
+// writer killed half-way leaves the old record, never a torn one.
+func writeRecord(path string, v int64, tok uint64) error {
+	tmp := fmt.Sprintf("%s.tmp.%d", path, tok)
+	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", v, tok)), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
