@@ -54,6 +54,9 @@ type agent struct {
 	mu      sync.Mutex
 	cur     map[int]*proc // worker number -> running incarnation
 	stopped bool          // the stop file exists: no restarts
+	// downUntil: the machine is "down" (every worker killed) until then;
+	// no worker restarts before.
+	downUntil time.Time
 	wg      sync.WaitGroup
 }
 
@@ -147,6 +150,12 @@ func (a *agent) start(w, inc int) error {
 			return // finished (stop file) or failed: not restarted
 		}
 		time.Sleep(20*time.Millisecond + p.delay)
+		a.mu.Lock()
+		wait := time.Until(a.downUntil)
+		a.mu.Unlock()
+		if wait > 0 {
+			time.Sleep(wait)
+		}
 		if _, err := os.Stat(filepath.Join(wc.Out, stopName)); err == nil || stopped {
 			return
 		}
@@ -221,8 +230,9 @@ func (a *agent) command(f []string) string {
 		}
 		t := now()
 		n := 0
+		a.downUntil = time.Now().Add(time.Duration(d))
 		for _, p := range a.cur {
-			if p.killed || p.paused {
+			if p.killed {
 				continue
 			}
 			p.killed, p.delay = true, time.Duration(d)
@@ -278,9 +288,12 @@ func (a *agent) command(f []string) string {
 			time.Sleep(time.Duration(d))
 			a.mu.Lock()
 			defer a.mu.Unlock()
+			p.paused = false
+			if p.killed {
+				return // killed while paused (its machine went down)
+			}
 			t := now()
 			p.cmd.Process.Signal(syscall.SIGCONT)
-			p.paused = false
 			a.lg.log(event{E: "cont", T: t, W: p.w, Inc: p.inc, PID: pid})
 		}()
 	default:

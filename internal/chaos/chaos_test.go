@@ -121,13 +121,13 @@ func TestCheckerFindsViolations(t *testing.T) {
 		}
 	}
 	ms := func(n int) int64 { return int64(n) * int64(time.Millisecond) }
-	cycle := func(tok uint64, t0 int, v int64) []ev {
+	cycle := func(tok uint64, t0 int, v int64, vt uint64) []ev {
 		return []ev{
 			{"e": "start", "t": ms(t0), "pid": 5},
 			{"e": "acq", "t": ms(t0)},
 			{"e": "acq_ok", "t": ms(t0 + 1), "tok": tok},
 			{"e": "read", "t": ms(t0 + 2)},
-			{"e": "read_ok", "t": ms(t0 + 3), "v": v, "vt": 0},
+			{"e": "read_ok", "t": ms(t0 + 3), "v": v, "vt": vt},
 			{"e": "write", "t": ms(t0 + 4), "v": v + 1},
 			{"e": "write_ok", "t": ms(t0 + 10)},
 			{"e": "rel", "t": ms(t0 + 11)},
@@ -135,11 +135,11 @@ func TestCheckerFindsViolations(t *testing.T) {
 			{"e": "done", "t": ms(t0 + 13)},
 		}
 	}
-	write("worker-000-00.log", cycle(1, 0, 0)...)
-	write("worker-001-00.log", cycle(2, 2, 0)...) // acquires while worker 0 holds, reads the same 0
+	write("worker-000-00.log", cycle(1, 0, 0, 0)...)
+	write("worker-001-00.log", cycle(2, 2, 0, 0)...) // acquires while worker 0 holds, reads the same 0
 	one := int64(1)
 	rep, err := chaos.Check(dir, chaos.CheckParams{Name: "made-up", Lease: time.Second, Machines: 2, Workers: 1,
-		Start: 0, End: ms(20), FinalValue: &one})
+		Start: 0, End: ms(20), FinalValue: &one, FinalToken: 2})
 	if err == nil {
 		t.Fatalf("the checker accepted a history with two holders at once:\n%s", rep.Text())
 	}
@@ -154,11 +154,11 @@ func TestCheckerFindsViolations(t *testing.T) {
 	// The same two cycles one after the other are fine.
 	dir2 := t.TempDir()
 	dir = dir2
-	write("worker-000-00.log", cycle(1, 0, 0)...)
-	write("worker-001-00.log", cycle(2, 20, 1)...)
+	write("worker-000-00.log", cycle(1, 0, 0, 0)...)
+	write("worker-001-00.log", cycle(2, 20, 1, 1)...)
 	two := int64(2)
 	if rep, err := chaos.Check(dir2, chaos.CheckParams{Name: "made-up", Lease: time.Second, Machines: 2, Workers: 1,
-		Start: 0, End: ms(40), FinalValue: &two}); err != nil {
+		Start: 0, End: ms(40), FinalValue: &two, FinalToken: 2}); err != nil {
 		t.Fatalf("a correct history was rejected: %v\n%s", err, rep.Text())
 	}
 }

@@ -25,6 +25,8 @@ type CheckParams struct {
 	Machines, Workers int
 	Start, End        int64    // now() at the run's start and end
 	Injected          []string // what the driver injected, for the report
+	// FinalToken is the token stored in the final record (with FinalValue).
+	FinalToken uint64
 	// FinalValue, if set, is the record's value at the end (instead of
 	// reading RecordPath, which is gone once the share is).
 	FinalValue *int64
@@ -58,6 +60,7 @@ type Report struct {
 	Overlaps          int           `json:"overlaps"`              // two holds at once
 	LostUpdates       int           `json:"lost_updates"`          // two writes based on one value
 	LateWrites        int           `json:"late_writes"`           // of a holder paused between check and write
+	Overwritten       int           `json:"overwritten_updates"`   // successful updates lost to late writes
 	TokenOrder        int           `json:"token_order_errors"`    // tokens not growing with time
 	RecoveryMisses    int           `json:"recovery_misses"`       // crash not recovered within bound
 	RecoveryBound     time.Duration `json:"recovery_bound_ns"`     //
@@ -125,14 +128,15 @@ func Check(dir string, p CheckParams) (*Report, error) {
 	if err != nil {
 		return r, err
 	}
+	finalTok := p.FinalToken
 	if p.FinalValue != nil {
 		r.FinalValue = *p.FinalValue
 	} else if p.RecordPath != "" {
-		v, _, err := readRecord(p.RecordPath)
+		v, tok, err := readRecord(p.RecordPath)
 		if err != nil {
 			r.Violations = append(r.Violations, fmt.Sprintf("the record cannot be read at the end: %v", err))
 		}
-		r.FinalValue = v
+		r.FinalValue, finalTok = v, tok
 	}
 	var holds []*hold
 	for _, in := range incs {
@@ -179,7 +183,7 @@ func Check(dir string, p CheckParams) (*Report, error) {
 		}
 	}
 	checkOverlaps(r, incs)
-	checkUpdates(r, incs, holds)
+	checkUpdates(r, incs, holds, finalTok)
 	checkRecovery(r, incs, holds)
 	checkLinearizable(r, dir, incs, p)
 	if err := r.write(dir); err != nil {
@@ -362,69 +366,107 @@ func pausedBetween(in *incarnation, a, b int64) bool {
 	return false
 }
 
-func checkUpdates(r *Report, incs []*incarnation, holds []*hold) {
-	byVal := map[int64][]*hold{}
+// late reports whether the holder was paused (SIGSTOP) after it read the
+// record and before its write returned: its write may land after its lock
+// was lost, whatever the lock does.
+func (h *hold) late(in *incarnation) bool {
+	if h.writeCall == 0 {
+		return false
+	}
+	end := h.writeRet
+	if end == 0 {
+		end = math.MaxInt64
+	}
+	return pausedBetween(in, h.readCall, end)
+}
+
+// checkUpdates checks the record's history. Every write names the token of
+// the record it read (vt), so the writes form a tree rooted at token 0; in
+// a correct history it is a single chain. A fork is two writes based on one
+// record: unless one of them is a late write of a paused holder, that is a
+// lost update. The chain from the final record back to the root must have
+// one write per unit of the final value, and every successful write off
+// that chain was overwritten.
+func checkUpdates(r *Report, incs []*incarnation, holds []*hold, finalTok uint64) {
+	byTok := map[uint64]*hold{}
+	children := map[uint64][]*hold{}
 	for _, h := range holds {
-		if h.writeRes == "ok" {
-			byVal[h.v+1] = append(byVal[h.v+1], h)
-		}
 		if h.skip == "fenced" && h.relRes == "ok" {
 			r.Violations = append(r.Violations, fmt.Sprintf(
 				"worker %d/%d (token %d) found the record written by token %d, yet its lock was never reported lost",
 				h.w, h.inc, h.tok, h.vt))
 		}
-	}
-	vals := make([]int64, 0, len(byVal))
-	for v := range byVal {
-		vals = append(vals, v)
-	}
-	sort.Slice(vals, func(i, j int) bool { return vals[i] < vals[j] })
-	var prevTok uint64
-	for _, v := range vals {
-		ws := byVal[v]
-		if len(ws) > 1 {
-			late := false
-			for _, h := range ws {
-				if pausedBetween(incs[h.c], h.readCall, h.writeCall) {
-					late = true
-				}
-			}
-			var who []string
-			for _, h := range ws {
-				who = append(who, fmt.Sprintf("worker %d/%d token %d (release: %s)", h.w, h.inc, h.tok, h.relRes))
-			}
-			if late {
-				r.LateWrites++
-				r.Notes = append(r.Notes, fmt.Sprintf("late write of a paused holder: value %d written by %s", v, strings.Join(who, " and ")))
-			} else {
-				r.LostUpdates++
-				r.Violations = append(r.Violations, fmt.Sprintf("lost update: value %d written by %s", v, strings.Join(who, " and ")))
-			}
+		if h.writeCall == 0 {
+			continue
 		}
-		for _, h := range ws {
-			if h.tok < prevTok && !pausedBetween(incs[h.c], h.readCall, h.writeCall) {
-				r.Violations = append(r.Violations, fmt.Sprintf(
-					"update out of token order: value %d written with token %d after token %d", v, h.tok, prevTok))
-			}
-			prevTok = max(prevTok, h.tok)
-		}
-		if v > r.FinalValue {
-			r.Violations = append(r.Violations, fmt.Sprintf("value %d was written but the record ends at %d", v, r.FinalValue))
+		byTok[h.tok] = h
+		children[h.vt] = append(children[h.vt], h)
+		if h.tok <= h.vt {
+			r.TokenOrder++
+			r.Violations = append(r.Violations, fmt.Sprintf(
+				"update out of token order: worker %d/%d wrote with token %d over a record of token %d", h.w, h.inc, h.tok, h.vt))
 		}
 	}
-	// Every value up to the final one was written by someone: a gap would
-	// be a write nobody logged.
-	uncertain := map[int64]bool{}
-	for _, h := range holds {
-		if h.writeCall != 0 && h.writeRes != "ok" {
-			uncertain[h.v+1] = true
+	parents := make([]uint64, 0, len(children))
+	for p := range children {
+		parents = append(parents, p)
+	}
+	sort.Slice(parents, func(i, j int) bool { return parents[i] < parents[j] })
+	for _, p := range parents {
+		var landed []*hold
+		for _, c := range children[p] {
+			// A write that failed or was cut short counts only if someone
+			// read it (or it is the final record).
+			if c.writeRes == "ok" || len(children[c.tok]) > 0 || c.tok == finalTok {
+				landed = append(landed, c)
+			}
+		}
+		if len(landed) < 2 {
+			continue
+		}
+		late := false
+		var who []string
+		for _, c := range landed {
+			l := c.late(incs[c.c])
+			late = late || l
+			who = append(who, fmt.Sprintf("worker %d/%d token %d (release: %s%s)", c.w, c.inc, c.tok, c.relRes,
+				map[bool]string{true: ", paused while writing", false: ""}[l]))
+		}
+		if late {
+			r.LateWrites++
+			r.Notes = append(r.Notes, fmt.Sprintf("late write of a paused holder: both %s wrote over the record of token %d", strings.Join(who, " and "), p))
+		} else {
+			r.LostUpdates++
+			r.Violations = append(r.Violations, fmt.Sprintf("lost update: %s both wrote over the record of token %d", strings.Join(who, " and "), p))
 		}
 	}
-	for v := int64(1); v <= r.FinalValue; v++ {
-		if len(byVal[v]) == 0 && !uncertain[v] {
-			r.Violations = append(r.Violations, fmt.Sprintf("value %d is in the record's history but no worker wrote it", v))
+	// The chain that survived.
+	onChain := map[uint64]bool{}
+	n := int64(0)
+	for t := finalTok; t != 0; {
+		h := byTok[t]
+		if h == nil {
+			r.Violations = append(r.Violations, fmt.Sprintf("the record was written with token %d, which no worker logged writing", t))
 			break
 		}
+		if onChain[t] {
+			r.Violations = append(r.Violations, fmt.Sprintf("the record's history loops at token %d", t))
+			break
+		}
+		onChain[t] = true
+		n++
+		t = h.vt
+	}
+	if n != r.FinalValue && len(r.Violations) == 0 {
+		r.Violations = append(r.Violations, fmt.Sprintf("the record's value is %d but %d writes lead to it", r.FinalValue, n))
+	}
+	for _, h := range holds {
+		if h.writeRes == "ok" && !onChain[h.tok] {
+			r.Overwritten++
+		}
+	}
+	if r.Overwritten > 0 && r.LateWrites == 0 {
+		r.Violations = append(r.Violations, fmt.Sprintf("%d successful updates were overwritten", r.Overwritten))
 	}
 }
 
@@ -508,7 +550,9 @@ func checkRecovery(r *Report, incs []*incarnation, holds []*hold) {
 //	crash(c)          c was killed: if c held it, it is free
 //	update(c, v)      held by c and the register is v → v+1; an uncertain
 //	                  update (cut by a kill or an I/O error) may also not
-//	                  have happened
+//	                  have happened; the update of a holder paused while
+//	                  writing (the pause log proves it) is a blind write of
+//	                  v+1 at any point: the hazard only a fenced store stops
 type lmState struct {
 	H    int // holder's client number, -1: free
 	Last uint64
@@ -516,11 +560,12 @@ type lmState struct {
 }
 
 type lmIn struct {
-	K   string
-	C   int
-	Tok uint64
-	V   int64
-	Det bool
+	K    string
+	C    int
+	Tok  uint64
+	V    int64
+	Det  bool
+	Late bool // the writer was paused while writing: a blind write of V+1
 }
 
 func lockModel() porcupine.NondeterministicModel {
@@ -547,6 +592,11 @@ func lockModel() porcupine.NondeterministicModel {
 				var out []interface{}
 				if !in.Det {
 					out = append(out, s)
+				}
+				if in.Late {
+					// It read under the lock, then its write landed
+					// whenever the pause let it: it overwrites.
+					return append(out, lmState{H: s.H, Last: s.Last, V: in.V + 1})
 				}
 				if s.H == in.C && s.V == in.V {
 					out = append(out, lmState{H: s.H, Last: s.Last, V: s.V + 1})
@@ -592,7 +642,7 @@ func history(incs []*incarnation, end int64) []porcupine.Operation {
 				if ret == 0 {
 					ret = inf
 				}
-				add(inc.c, lmIn{K: "update", C: inc.c, V: h.v, Det: h.writeRes == "ok"}, h.readCall, ret)
+				add(inc.c, lmIn{K: "update", C: inc.c, V: h.v, Det: h.writeRes == "ok", Late: h.late(inc)}, h.readCall, ret)
 			}
 			switch h.relRes {
 			case "ok":
@@ -721,8 +771,10 @@ func (r *Report) Text() string {
 		r.Kills, r.KillsHolding, r.Downs, r.Pauses, r.PausesHolding, r.Faults)
 	fmt.Fprintf(&b, "  holders told they lost the lock: %d at release, %d before writing; writes skipped for a newer token: %d; release errors %d; read errors %d\n",
 		r.ReleasedLost, r.SkippedLost, r.SkippedFenced, r.ReleaseErrors, r.ReadErrors)
-	fmt.Fprintf(&b, "  overlaps %d, lost updates %d, token-order errors %d, late writes of paused holders %d, recoveries over %v: %d\n",
-		r.Overlaps, r.LostUpdates, r.TokenOrder, r.LateWrites, r.RecoveryBound, r.RecoveryMisses)
+	fmt.Fprintf(&b, "  overlaps %d, lost updates %d, token-order errors %d, recoveries over %v: %d\n",
+		r.Overlaps, r.LostUpdates, r.TokenOrder, r.RecoveryBound, r.RecoveryMisses)
+	fmt.Fprintf(&b, "  late writes of holders paused while writing %d, overwriting %d successful updates (no lock can stop these; a fenced store can)\n",
+		r.LateWrites, r.Overwritten)
 	fmt.Fprintf(&b, "  takeover after kill, same machine p50/p99/max: %s\n", Summary(r.TakeoverSame))
 	fmt.Fprintf(&b, "  takeover after kill, other machine p50/p99/max: %s\n", Summary(r.TakeoverOther))
 	fmt.Fprintf(&b, "  next acquisition after a holder's pause p50/p99/max: %s\n", Summary(r.PauseRecovery))

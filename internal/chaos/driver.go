@@ -243,7 +243,7 @@ func Run(c Config) (*Report, error) {
 			break
 		}
 		if time.Since(lastProgress) > 10*time.Second {
-			c.Logf("chaos: %d/%d acquisitions, %d/%d injections", n, c.Acquisitions, len(injected), len(plan))
+			c.Logf("chaos: %d/%d acquisitions, %d injected, %d to go", n, c.Acquisitions, len(injected), len(plan))
 			lastProgress = time.Now()
 		}
 		if len(plan) > 0 && n >= plan[0].at {
@@ -279,8 +279,8 @@ func Run(c Config) (*Report, error) {
 	}
 	params := CheckParams{Name: c.Name, Lease: c.Lease, Beat: c.Beat, RecordPath: rec,
 		Machines: c.Machines, Workers: c.Workers, Start: start, End: end, Injected: injected}
-	if v, _, err := readRecord(rec); err == nil {
-		params.FinalValue = &v
+	if v, tok, err := readRecord(rec); err == nil {
+		params.FinalValue, params.FinalToken = &v, tok
 	}
 	if js, err := json.MarshalIndent(params, "", "  "); err == nil {
 		os.WriteFile(filepath.Join(c.Out, "run.json"), js, 0o644)
