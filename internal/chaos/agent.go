@@ -57,7 +57,7 @@ type agent struct {
 	// downUntil: the machine is "down" (every worker killed) until then;
 	// no worker restarts before.
 	downUntil time.Time
-	wg      sync.WaitGroup
+	wg        sync.WaitGroup
 }
 
 type proc struct {
