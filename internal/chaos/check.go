@@ -240,6 +240,8 @@ func readLogs(dir string, p CheckParams) ([]*incarnation, error) {
 				h.writeRet, h.writeRes = e.T, "ok"
 			case "write_err":
 				h.writeRet, h.writeRes = e.T, "err"
+			case "unpublished":
+				h.writeCall, h.skip = 0, "lost before publishing"
 			case "rel":
 				h.relCall = e.T
 			case "rel_ok", "rel_lost", "rel_err":
@@ -317,9 +319,21 @@ func (h *hold) end(in *incarnation) (int64, bool) {
 	case h.relRes == "ok":
 		return h.relCall, true
 	case h.relRes == "" && in.killed != 0:
-		return in.killed, true
+		return in.frozen(), true
 	}
 	return 0, false
+}
+
+// frozen is when a killed process last ran: the kill, or the start of a
+// pause it never woke from (its machine went down while it was paused).
+func (in *incarnation) frozen() int64 {
+	t := in.killed
+	for _, p := range in.pauses {
+		if p[0] < t && p[1] >= t {
+			t = p[0]
+		}
+	}
+	return t
 }
 
 func checkOverlaps(r *Report, incs []*incarnation) {
@@ -660,7 +674,7 @@ func history(incs []*incarnation, end int64) []porcupine.Operation {
 			if ret < inc.killed {
 				ret = inf
 			}
-			add(inc.c, lmIn{K: "crash", C: inc.c}, inc.killed, ret)
+			add(inc.c, lmIn{K: "crash", C: inc.c}, inc.frozen(), ret)
 		}
 	}
 	return ops

@@ -22,7 +22,8 @@ import (
 //	read → read_ok(v, vt) | read_err
 //	skip(err)                      no write: the record has a newer token
 //	                               ("fenced") or Lock.Check failed ("lost")
-//	write(v) → write_ok | write_err
+//	write(v) → write_ok | write_err | unpublished (the lock was lost
+//	           before the rename that publishes the write: no effect)
 //	rel → rel_ok | rel_lost | rel_err
 //	done                           the stop file appeared; the worker exits
 func workerMain() int {
@@ -93,8 +94,12 @@ func update(lg *logger, l *sharelock.Lock, recPath string, tok uint64) {
 		return
 	}
 	lg.log(event{E: "write", V: v + 1})
-	if err := writeRecord(recPath, v+1, tok); err != nil {
-		lg.log(event{E: "write_err", Err: err.Error()})
+	if err := writeRecord(recPath, v+1, tok, l.Check); err != nil {
+		if errors.Is(err, errUnpublished) {
+			lg.log(event{E: "unpublished", Err: err.Error()})
+		} else {
+			lg.log(event{E: "write_err", Err: err.Error()})
+		}
 		return
 	}
 	lg.log(event{E: "write_ok"})
@@ -118,11 +123,21 @@ func readRecord(path string) (v int64, tok uint64, err error) {
 }
 
 // writeRecord replaces the record atomically (temporary file + rename): a
-// writer killed half-way leaves the old record, never a torn one.
-func writeRecord(path string, v int64, tok uint64) error {
+// writer killed half-way leaves the old record, never a torn one. As the
+// docs advise, the lock is checked once more right before the rename that
+// publishes the write: a holder frozen while writing the temporary file
+// then finds its lock lost instead of landing a late write; what is left
+// is a freeze between that check and the rename.
+var errUnpublished = errors.New("record not published: the lock was lost while writing it")
+
+func writeRecord(path string, v int64, tok uint64, check func() error) error {
 	tmp := fmt.Sprintf("%s.tmp.%d", path, tok)
 	if err := os.WriteFile(tmp, []byte(fmt.Sprintf("%d %d\n", v, tok)), 0o644); err != nil {
 		return err
+	}
+	if err := check(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%w: %w", errUnpublished, err)
 	}
 	return os.Rename(tmp, path)
 }
