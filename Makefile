@@ -13,9 +13,11 @@ build:
 test: deps check cross unit fuzz
 
 # Tools the test suites use: util-linux (unshare: simulated machines in their
-# own PID+UTS namespaces), fuse3, openssh-server, openssh-client, sshfs (the
-# SFTP share), samba, samba-common-bin, smbnetfs (the SMB share). Installed
-# only when missing and run as root.
+# own PID+UTS namespaces; nsenter), fuse3, openssh-server, openssh-client,
+# sshfs (the SFTP share), samba, samba-common-bin, smbnetfs (the SMB share),
+# nfs-ganesha, nfs-ganesha-vfs, rpcbind, iproute2 (the NFS share: ganesha in a
+# private network namespace, mounted by the rig's own FUSE NFSv3 client).
+# Installed only when missing and run as root.
 deps:
 	@./scripts/deps.sh
 
@@ -41,6 +43,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./
 
 # Only the protocol tests on real shares (internal/sharetest): sshd+sshfs
-# (tuned and default caching) and smbd+smbnetfs, two mounts each. Root.
+# (tuned and default caching), smbd+smbnetfs and nfs-ganesha+nfsfuse (NFSv3),
+# two mounts each. Root.
 shares: deps
 	$(GO) test -count=1 -v -timeout 6m ./internal/sharetest/

@@ -11,6 +11,11 @@
 #   samba               smbd: the private SMB server of the SMB rig
 #   samba-common-bin    smbpasswd
 #   smbnetfs            the SMB client mounts (this kernel has no CIFS client)
+#   nfs-ganesha         ganesha.nfsd: the private NFSv3 server of the NFS rig (the
+#                       client is the rig's own FUSE NFS client: this kernel has none)
+#   nfs-ganesha-vfs     ganesha's VFS FSAL (exports a local directory)
+#   rpcbind             the NFS server's private portmapper
+#   iproute2            ip netns: the NFS server runs in a private network namespace
 set -euo pipefail
 
 # have NAME: NAME is a program on PATH or in an sbin directory (a non-login
@@ -22,6 +27,7 @@ have() {
 need=()
 add() { case " ${need[*]-} " in *" $1 "*) ;; *) need+=("$1") ;; esac; }
 have unshare || add util-linux
+have nsenter || add util-linux
 have fusermount || have fusermount3 || add fuse3
 have sshd || add openssh-server
 have ssh || add openssh-client
@@ -30,6 +36,10 @@ have sshfs || add sshfs
 have smbd || add samba
 have smbpasswd || add samba-common-bin
 have smbnetfs || add smbnetfs
+have ganesha.nfsd || add nfs-ganesha
+compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || add nfs-ganesha-vfs
+have rpcbind || add rpcbind
+have ip || add iproute2
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -42,10 +52,12 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 echo "deps: installing ${need[*]}" >&2
 
-# The rigs run private servers on free ports; do not let the packages start
-# the system's sshd/smbd/nmbd (policy-rc.d is honoured by invoke-rc.d and
+# The rigs run private servers on free ports (and in a private network
+# namespace); do not let the packages start the system's sshd/smbd/nmbd,
+# nfs-ganesha or rpcbind (policy-rc.d is honoured by invoke-rc.d and
 # deb-systemd-invoke). Only when no policy is in place already, and removed
-# again afterwards.
+# again afterwards. The rigs neither use nor stop a system service that runs
+# anyway.
 policy=/usr/sbin/policy-rc.d
 ours=
 if [ ! -e "$policy" ]; then

@@ -26,7 +26,9 @@ import (
 const (
 	serverReady = 15 * time.Second // a server accepts connections
 	mountReady  = 30 * time.Second // a file written through mount A is read through mount B
-	stopGrace   = 5 * time.Second  // a daemon exits after SIGTERM (or a FUSE daemon after unmount)
+	stopGrace   = 5 * time.Second  // a daemon exits after SIGTERM
+	// fuseExitGrace: a FUSE daemon exits by itself after its unmount.
+	fuseExitGrace = time.Second
 )
 
 // tool names a program the rigs run and the Debian package that has it.
@@ -36,12 +38,24 @@ var (
 	fuseTools = []tool{{"fusermount", "fuse3"}}
 	sftpTools = []tool{{"sshd", "openssh-server"}, {"ssh", "openssh-client"}, {"ssh-keygen", "openssh-client"}, {"sshfs", "sshfs"}}
 	smbTools  = []tool{{"smbd", "samba"}, {"smbpasswd", "samba-common-bin"}, {"smbnetfs", "smbnetfs"}}
+	nfsTools  = []tool{{"ganesha.nfsd", "nfs-ganesha"}, {ganeshaVFS, "nfs-ganesha-vfs"}, {"rpcbind", "rpcbind"},
+		{"ip", "iproute2"}, {"nsenter", "util-linux"}, {"unshare", "util-linux"}}
 )
+
+// ganeshaVFS is the VFS FSAL of nfs-ganesha (a library, not a program: a
+// tool whose name starts with "/" is a glob of its path).
+const ganeshaVFS = "/usr/lib/*/ganesha/libfsalvfs.so"
 
 // findTool returns the absolute path of a program: from PATH, else from the
 // sbin directories a non-login root shell may lack. fusermount may be
 // installed as fusermount3 only.
 func findTool(name string) (string, error) {
+	if strings.HasPrefix(name, "/") {
+		if m, _ := filepath.Glob(name); len(m) > 0 {
+			return m[0], nil
+		}
+		return "", fmt.Errorf("%s not found", name)
+	}
 	names := []string{name}
 	if name == "fusermount" {
 		names = append(names, "fusermount3")
@@ -68,6 +82,8 @@ func toolsFor(kind string) ([]tool, error) {
 		return append(append([]tool{}, fuseTools...), sftpTools...), nil
 	case SMB:
 		return append(append([]tool{}, fuseTools...), smbTools...), nil
+	case NFS:
+		return append(append([]tool{}, fuseTools...), nfsTools...), nil
 	}
 	return nil, fmt.Errorf("unknown kind of share %q (want one of %s)", kind, strings.Join(Kinds, ", "))
 }
@@ -116,7 +132,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// Launch starts a share of the given kind (SFTP, SFTPCache or SMB) with all
+// Launch starts a share of the given kind (SFTP, SFTPCache, SMB or NFS) with all
 // its files under dir (created if needed; it should be empty and its path
 // short, since Samba puts Unix sockets there). It returns once a file
 // written through mount A is read back through mount B. Stop it with Close;
@@ -162,6 +178,8 @@ func Launch(kind, dir string) (sh *Share, err error) {
 		err = launchSFTP(sh, r, kind == SFTPCache)
 	case SMB:
 		err = launchSMB(sh, r)
+	case NFS:
+		err = launchNFS(sh, r)
 	}
 	if err != nil {
 		return sh, err
@@ -208,12 +226,14 @@ func launchSFTP(sh *Share, r *reaper, caching bool) error {
 	logPath := filepath.Join(sdir, "sshd.log")
 	sh.addLog("sshd", logPath)
 	var port int
-	var d *daemon
-	for attempt := 0; ; attempt++ {
-		if port, err = freePort(); err != nil {
-			return err
-		}
-		cfg := fmt.Sprintf(`# sharetest: a private sshd for one test share
+	_, err = startServer(sh, r, serverSpec{
+		name: "sshd", logPath: logPath, banner: "SSH-", retries: 2,
+		setup: func(attempt int) ([]string, string, error) {
+			var err error
+			if port, err = freePort(); err != nil {
+				return nil, "", err
+			}
+			cfg := fmt.Sprintf(`# sharetest: a private sshd for one test share
 Port %d
 ListenAddress 127.0.0.1
 AddressFamily inet
@@ -233,24 +253,15 @@ MaxSessions 100
 LogLevel INFO
 Subsystem sftp internal-sftp
 `, port, hostKey, authKeys, filepath.Join(sdir, "sshd.pid"), login)
-		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-			return err
-		}
-		d, err = startDaemon(r, "sshd", logPath, nil, sshd, "-D", "-f", conf, "-E", logPath)
-		if err != nil {
-			return err
-		}
-		if err = d.waitListening(port, "SSH-"); err == nil {
-			break
-		}
-		early := d.exited()
-		_ = d.stop()
-		if attempt == 2 || !early {
-			return err
-		}
-		// Probably lost the port to someone else: try another.
+			if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+				return nil, "", err
+			}
+			return []string{sshd, "-D", "-f", conf, "-E", logPath}, loopbackAddr(port), nil
+		},
+	})
+	if err != nil {
+		return err
 	}
-	sh.onClose(d.stop)
 
 	sshfs, _ := findTool("sshfs")
 	opts := []string{
@@ -302,12 +313,14 @@ func launchSMB(sh *Share, r *reaper) error {
 	smbd, _ := findTool("smbd")
 	smbpasswd, _ := findTool("smbpasswd")
 	var port int
-	var d *daemon
-	for attempt := 0; ; attempt++ {
-		if port, err = freePort(); err != nil {
-			return err
-		}
-		cfg := fmt.Sprintf(`# sharetest: a private smbd for one test share
+	_, err = startServer(sh, r, serverSpec{
+		name: "smbd", logPath: filepath.Join(sdir, "smbd.out"), retries: 2,
+		setup: func(attempt int) ([]string, string, error) {
+			var err error
+			if port, err = freePort(); err != nil {
+				return nil, "", err
+			}
+			cfg := fmt.Sprintf(`# sharetest: a private smbd for one test share
 [global]
   server role = standalone server
   workgroup = SHARETEST
@@ -345,33 +358,24 @@ func launchSMB(sh *Share, r *reaper) error {
   create mask = 0644
   directory mask = 0755
 `, port, dirs["lock"], dirs["state"], dirs["cache"], dirs["private"], dirs["pid"], dirs["ncalrpc"],
-			dirs["binddns"], dirs["usershares"], filepath.Join(dirs["private"], "passdb.tdb"), logPath,
-			sh.Export, login)
-		if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-			return err
-		}
-		if attempt == 0 {
-			cmd := exec.Command(smbpasswd, "-c", conf, "-s", "-a", login)
-			cmd.Stdin = strings.NewReader(password + "\n" + password + "\n")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("smbpasswd -a %s: %v: %s", login, err, out)
+				dirs["binddns"], dirs["usershares"], filepath.Join(dirs["private"], "passdb.tdb"), logPath,
+				sh.Export, login)
+			if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
+				return nil, "", err
 			}
-		}
-		d, err = startDaemon(r, "smbd", filepath.Join(sdir, "smbd.out"), nil,
-			smbd, "--foreground", "--no-process-group", "-s", conf)
-		if err != nil {
-			return err
-		}
-		if err = d.waitListening(port, ""); err == nil {
-			break
-		}
-		early := d.exited()
-		_ = d.stop()
-		if attempt == 2 || !early {
-			return err
-		}
+			if attempt == 0 {
+				cmd := exec.Command(smbpasswd, "-c", conf, "-s", "-a", login)
+				cmd.Stdin = strings.NewReader(password + "\n" + password + "\n")
+				if out, err := cmd.CombinedOutput(); err != nil {
+					return nil, "", fmt.Errorf("smbpasswd -a %s: %v: %s", login, err, out)
+				}
+			}
+			return []string{smbd, "--foreground", "--no-process-group", "-s", conf}, loopbackAddr(port), nil
+		},
+	})
+	if err != nil {
+		return err
 	}
-	sh.onClose(d.stop)
 
 	smbnetfs, _ := findTool("smbnetfs")
 	for i, m := range []string{"mnt-a", "mnt-b"} {
@@ -458,9 +462,13 @@ func unmount(mnt string, d *daemon) error {
 			}
 		}
 	}
+	// The daemon normally exits as soon as its mount is gone. It does not
+	// while a copy of the mount lives on in another mount namespace (any
+	// unshare --mount of another test started while it was mounted keeps
+	// the FUSE connection open): then it is stopped.
 	select {
 	case <-d.done:
-	case <-time.After(stopGrace):
+	case <-time.After(fuseExitGrace):
 	}
 	if err := d.stop(); err != nil {
 		errs = append(errs, err)
@@ -588,6 +596,7 @@ type daemon struct {
 	cmd     *exec.Cmd
 	done    chan struct{}
 	waitErr error
+	grace   time.Duration // SIGTERM to SIGKILL; 0 means stopGrace
 }
 
 func startDaemon(r *reaper, name, logPath string, env []string, argv ...string) (*daemon, error) {
@@ -622,14 +631,18 @@ func (d *daemon) exited() bool {
 }
 
 // stop ends the daemon's process group: SIGTERM, then SIGKILL after a grace
-// period. It is idempotent.
+// period (d.grace, or stopGrace if that is 0). It is idempotent.
 func (d *daemon) stop() error {
 	pgid := d.cmd.Process.Pid
 	if !d.exited() {
+		grace := d.grace
+		if grace == 0 {
+			grace = stopGrace
+		}
 		_ = syscall.Kill(-pgid, syscall.SIGTERM)
 		select {
 		case <-d.done:
-		case <-time.After(stopGrace):
+		case <-time.After(grace):
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
 			select {
 			case <-d.done:
@@ -643,17 +656,72 @@ func (d *daemon) stop() error {
 	return nil
 }
 
-// waitListening waits until the daemon accepts TCP connections on
-// 127.0.0.1:port (and, if banner is set, greets with it).
-func (d *daemon) waitListening(port int, banner string) error {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+// serverSpec says how to start a server daemon and how to tell that it
+// serves.
+type serverSpec struct {
+	name    string
+	logPath string   // the daemon's standard output and error
+	env     []string // nil: this process's environment
+	// setup prepares attempt number attempt (0, 1, ...): it picks the
+	// port, writes the configuration, and returns the command line and the
+	// TCP address (host:port) the daemon serves on once it is ready.
+	setup func(attempt int) (argv []string, addr string, err error)
+	// dial connects to addr; nil means net.DialTimeout in this process's
+	// network namespace.
+	dial func(addr string, timeout time.Duration) (net.Conn, error)
+	// banner, if set, is what the server must greet a connection with.
+	banner string
+	// retries is how many more attempts (each on a new setup) to make when
+	// the daemon exits before serving, which usually means that another
+	// process took its port between freePort and its start.
+	retries int
+	// grace is how long stopping it waits after SIGTERM before SIGKILL
+	// (0: stopGrace).
+	grace time.Duration
+}
+
+// startServer starts the daemon that spec describes, waits until it serves,
+// and registers its stop with sh. On error nothing of it is left running.
+func startServer(sh *Share, r *reaper, spec serverSpec) (*daemon, error) {
+	for attempt := 0; ; attempt++ {
+		argv, addr, err := spec.setup(attempt)
+		if err != nil {
+			return nil, err
+		}
+		d, err := startDaemon(r, spec.name, spec.logPath, spec.env, argv...)
+		if err != nil {
+			return nil, err
+		}
+		d.grace = spec.grace
+		err = d.waitListening(addr, spec.dial, spec.banner)
+		if err == nil {
+			sh.onClose(d.stop)
+			return d, nil
+		}
+		early := d.exited()
+		_ = d.stop()
+		if attempt >= spec.retries || !early {
+			return nil, err
+		}
+		// Probably lost the port to someone else: try another.
+	}
+}
+
+// waitListening waits until the daemon accepts TCP connections on addr
+// (through dial, if not nil) and, if banner is set, greets with it.
+func (d *daemon) waitListening(addr string, dial func(string, time.Duration) (net.Conn, error), banner string) error {
+	if dial == nil {
+		dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout("tcp", addr, timeout)
+		}
+	}
 	deadline := time.Now().Add(serverReady)
 	var last error
 	for time.Now().Before(deadline) {
 		if d.exited() {
 			return fmt.Errorf("%s exited before listening on %s: %v", d.name, addr, d.waitErr)
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := dial(addr, time.Second)
 		if err == nil {
 			if banner == "" {
 				c.Close()
@@ -680,9 +748,10 @@ func (d *daemon) waitListening(port int, banner string) error {
 
 // reaper is a tiny shell process that cleans up after the test process if it
 // dies without calling Close (test timeout, panic, Ctrl-C, SIGKILL): it
-// reads "pid N" and "mnt PATH" lines on its standard input; at end of input
-// without a final "ok" line it lazily unmounts every mount and kills every
-// process group, last registered first. It runs in its own process group so
+// reads "pid N", "mnt PATH" and "netns NAME" lines on its standard input;
+// at end of input without a final "ok" line it lazily unmounts every mount,
+// kills every process group and deletes every network namespace, last
+// registered first. It runs in its own process group so
 // that a Ctrl-C in the terminal does not reach it.
 type reaper struct {
 	mu  sync.Mutex
@@ -703,6 +772,7 @@ printf '%s' "$list" | while IFS= read -r line; do
   case $line in
     "mnt "*) m=${line#mnt }; fusermount -u -z "$m" 2>/dev/null || fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ;;
     "pid "*) p=${line#pid }; kill -s TERM -- "-$p" 2>/dev/null; sleep 0.2; kill -s KILL -- "-$p" 2>/dev/null ;;
+    "netns "*) n=${line#netns }; ip netns delete "$n" 2>/dev/null || /usr/sbin/ip netns delete "$n" 2>/dev/null || /sbin/ip netns delete "$n" 2>/dev/null ;;
   esac
 done
 exit 0
@@ -752,6 +822,9 @@ func (r *reaper) disarm() error {
 }
 
 // ---- small helpers ----
+
+// loopbackAddr is 127.0.0.1:port.
+func loopbackAddr(port int) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) }
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -75,6 +75,8 @@ var variants = []variant{
 		lease: 30 * time.Second, beat: 3 * time.Second, cached: true},
 	{kind: sharetest.SMB, start: sharetest.StartSMB,
 		lease: 3 * time.Second, beat: 500 * time.Millisecond},
+	{kind: sharetest.NFS, start: sharetest.StartNFS,
+		lease: 3 * time.Second, beat: 500 * time.Millisecond},
 }
 
 func TestShares(t *testing.T) {

@@ -1,25 +1,34 @@
 // Package sharetest starts real network shares on this machine for tests:
-// a private SFTP server (sshd) mounted twice with sshfs, or a private SMB
-// server (smbd) mounted twice with smbnetfs. The two mounts of one share play
-// two machines that reach the same shared folder, each through its own client
-// and its own client-side caches, which is what sharelock meets in an office.
+// a private SFTP server (sshd) mounted twice with sshfs, a private SMB
+// server (smbd) mounted twice with smbnetfs, or a private NFS server
+// (nfs-ganesha, NFSv3) mounted twice with the FUSE NFSv3 client of package
+// nfsfuse. The two mounts of one share play two machines that reach the same
+// shared folder, each through its own client and its own client-side caches,
+// which is what sharelock meets in an office.
 //
-// Everything runs on 127.0.0.1 on free ports, with every configuration file,
+// Everything runs on 127.0.0.1 on free ports (NFS: in a private network
+// namespace that has only its own loopback), with every configuration file,
 // key, password, state directory and log under a private temporary directory;
-// nothing of the machine's own ssh or Samba setup is read or changed. The rigs
-// need Linux, root, FUSE (/dev/fuse, fusermount) and the Debian packages
-// openssh-server, openssh-client, sshfs, samba, samba-common-bin and smbnetfs
+// nothing of the machine's own ssh, Samba or NFS setup is read or changed.
+// The rigs need Linux, root, FUSE (/dev/fuse, fusermount) and the Debian
+// packages openssh-server, openssh-client, sshfs, samba, samba-common-bin,
+// smbnetfs, nfs-ganesha, nfs-ganesha-vfs, rpcbind, iproute2 and util-linux
 // (scripts/deps.sh, run by `make test`, installs them as root).
+//
+// The NFS mounts are served by processes of the executable that imports
+// this package (the test binary, say), started again with an environment
+// variable that makes its package initialisation run the NFS client instead.
 //
 // In a test:
 //
-//	sh := sharetest.StartSFTP(t, false) // or StartSMB(t)
+//	sh := sharetest.StartSFTP(t, false) // or StartSMB(t), StartNFS(t)
 //	a := filepath.Join(sh.Mounts[0], "data.db") // as machine A sees it
 //	b := filepath.Join(sh.Mounts[1], "data.db") // the same file, as machine B sees it
 //
 // The share is unmounted and its servers stopped in t.Cleanup. If the test
 // process dies without cleaning up (a panic, a timeout, Ctrl-C), a small
-// watchdog process it started unmounts the share and stops the servers.
+// watchdog process it started unmounts the share, stops the servers and
+// deletes the network namespace.
 //
 // Without the tools (or without root) the Start functions skip the test with
 // a message naming what is missing; when the environment variable CI is
@@ -51,14 +60,19 @@ const (
 	SFTPCache = "sftp-cache"
 	// SMB: smbd (SMB2/3) + smbnetfs with kernel caches off.
 	SMB = "smb"
+	// NFS: nfs-ganesha (NFSv3, VFS FSAL) + the FUSE NFSv3 client of package
+	// nfsfuse, which caches nothing (every lookup, stat, read and write is
+	// an RPC; writes are FILE_SYNC) and creates O_EXCL files with a
+	// GUARDED CREATE.
+	NFS = "nfs"
 )
 
 // Kinds lists every kind of share.
-var Kinds = []string{SFTP, SFTPCache, SMB}
+var Kinds = []string{SFTP, SFTPCache, SMB, NFS}
 
 // Share is a running share, mounted twice.
 type Share struct {
-	// Name is the kind of share: "sftp", "sftp-cache" or "smb".
+	// Name is the kind of share: "sftp", "sftp-cache", "smb" or "nfs".
 	Name string
 	// Export is the shared directory on the server side (a local directory).
 	Export string
@@ -157,6 +171,16 @@ func StartSFTP(t testing.TB, caching bool) *Share {
 func StartSMB(t testing.TB) *Share {
 	t.Helper()
 	return start(t, SMB)
+}
+
+// StartNFS starts a private nfs-ganesha (NFSv3) with its own rpcbind in a
+// private network namespace, exporting a fresh directory, and mounts it
+// twice with the FUSE NFSv3 client of package nfsfuse (no client caches),
+// each mount a separate process with its own connection. The share is torn
+// down in t.Cleanup, the network namespace included.
+func StartNFS(t testing.TB) *Share {
+	t.Helper()
+	return start(t, NFS)
 }
 
 // Require skips t (or fails it when CI=true) unless shares of the given kind

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Lists what a crashed share test may have left behind, and with --clean
 # removes it: FUSE mounts of the rigs (internal/sharetest) in their private
-# directories ${TMPDIR:-/tmp}/sharetest-*, and the processes whose command
-# line names one of those directories (the rigs' sshd, smbd, sshfs,
-# smbnetfs and watchdog). Normally the rigs clean up after themselves, even
+# directories ${TMPDIR:-/tmp}/sharetest-*, the processes whose command
+# line names one of those directories (the rigs' sshd, smbd, ganesha.nfsd,
+# sshfs, smbnetfs, NFS client and watchdog), the NFS rig's network
+# namespaces (sharetest-*) and every process in them (its rpcbind).
+# Normally the rigs clean up after themselves, even
 # when the test process dies; this is for when the whole process group was
 # killed. Do not run it with --clean while share tests are running.
 set -euo pipefail
@@ -36,6 +38,21 @@ for p in /proc/[0-9]*; do
       ;;
   esac
 done
+
+# The NFS rig's network namespaces, and what still runs in them.
+if [ -d /run/netns ]; then
+  for n in /run/netns/sharetest-*; do
+    [ -e "$n" ] || continue
+    n=${n#/run/netns/}
+    found=1
+    echo "network namespace: $n"
+    for pid in $(ip netns pids "$n" 2>/dev/null); do
+      echo "  process $pid: $( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null)"
+      if [ -n "$clean" ]; then kill "$pid" 2>/dev/null || true; fi
+    done
+    if [ -n "$clean" ]; then ip netns delete "$n" || true; fi
+  done
+fi
 
 if [ -n "$clean" ]; then
   for d in "$base"/sharetest-*; do

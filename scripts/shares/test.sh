@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the sharelock protocol tests on real network shares (package
 # internal/sharetest: SFTP via sshd+sshfs, with and without client caching,
-# and SMB via smbd+smbnetfs), after installing the tools when run as root.
+# SMB via smbd+smbnetfs, and NFSv3 via nfs-ganesha and the rig's FUSE NFS
+# client), after installing the tools when run as root.
 # Extra arguments go to `go test` (for example -run 'TestShares/smb').
 #
 #   sudo ./scripts/shares/test.sh

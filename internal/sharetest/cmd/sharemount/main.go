@@ -4,9 +4,12 @@
 //
 //	go run ./internal/sharetest/cmd/sharemount sftp /tmp/share
 //	go run ./internal/sharetest/cmd/sharemount -keep smb /tmp/share
+//	go run ./internal/sharetest/cmd/sharemount nfs /tmp/share
 //
 // KIND is sftp (sshfs without client caches), sftp-cache (sshfs with its
-// default 20 s caches) or smb (smbnetfs). DIR must be empty or not exist; it
+// default 20 s caches), smb (smbnetfs) or nfs (nfs-ganesha, NFSv3, in a
+// private network namespace, mounted by two processes of this command
+// serving the FUSE NFS client of package nfsfuse). DIR must be empty or not exist; it
 // holds the servers' configuration and logs, the exported directory and the
 // two mount points, and is removed on exit unless -keep is given. Needs Linux
 // and root (run scripts/deps.sh as root to install the tools).
