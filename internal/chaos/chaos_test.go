@@ -76,31 +76,19 @@ func TestChaosFaultShare(t *testing.T) {
 }
 
 // TestChaosShares is the CI-sized run on each real share: 4 machines × 4
-// workers, at least 2,000 acquisitions, kills, machine failures and pauses.
+// workers, each machine with its own client mount, at least 2,000
+// acquisitions, with kills, machine failures and pauses.
 func TestChaosShares(t *testing.T) {
-	for _, kind := range []string{sharetest.SFTP, sharetest.SMB} {
+	for _, kind := range []string{sharetest.SFTP, sharetest.SMB, sharetest.NFS} {
 		t.Run(kind, func(t *testing.T) {
 			sharetest.Require(t, kind)
-			sh := startShare(t, kind)
-			c := chaos.Config{Name: kind, Mounts: sh.Mounts[:], Machines: 4, Workers: 4,
+			sh := sharetest.StartN(t, kind, 4) // each machine its own client mount
+			c := chaos.Config{Name: kind, Mounts: sh.Mounts, Machines: 4, Workers: 4,
 				Acquisitions: 2000, Kills: 6, Pauses: 3, Downs: 3, Lease: 3 * time.Second, Hold: 2 * time.Millisecond}
 			rep := run(t, c)
 			requireInjected(t, rep, c)
 		})
 	}
-}
-
-func startShare(t *testing.T, kind string) *sharetest.Share {
-	switch kind {
-	case sharetest.SFTP:
-		return sharetest.StartSFTP(t, false)
-	case sharetest.SFTPCache:
-		return sharetest.StartSFTP(t, true)
-	case sharetest.SMB:
-		return sharetest.StartSMB(t)
-	}
-	t.Fatalf("no share kind %q", kind)
-	return nil
 }
 
 // TestCheckerFindsViolations feeds the checker a made-up history in which

@@ -185,7 +185,10 @@ func Run(c Config) (*Report, error) {
 			ac.Workers = append(ac.Workers, i*c.Workers+w)
 		}
 		conf, _ := json.Marshal(ac)
-		m.cmd = exec.Command("unshare", "--uts", "--pid", "--fork", "--mount-proc", "--kill-child",
+		// --propagation slave: unmounts of the shares after the run reach
+		// the machine's mount namespace, which would otherwise keep the
+		// FUSE connections (and their daemons) alive.
+		m.cmd = exec.Command("unshare", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "slave", "--kill-child",
 			"sh", "-c", `hostname "$1" && exec "$2"`, "chaos", m.host, exe)
 		m.cmd.Env = append(os.Environ(), RoleEnv+"=agent", confEnv+"="+string(conf))
 		m.cmd.Stderr = &m.stder

@@ -68,7 +68,10 @@ func Command(host string, firstPID int, name string, args ...string) *exec.Cmd {
 		script = `h=$1; p=$2; shift 2; hostname "$h" || exit 97; ` +
 			`echo "$p" > /proc/sys/kernel/ns_last_pid || exit 98; "$@"; exit $?`
 	}
-	argv := []string{"--uts", "--pid", "--fork", "--mount-proc", "--kill-child",
+	// --propagation slave: mounts and unmounts made outside after the
+	// start still reach the namespace (a private copy would keep FUSE
+	// mounts of other tests alive after they are unmounted).
+	argv := []string{"--uts", "--pid", "--fork", "--mount-proc", "--propagation", "slave", "--kill-child",
 		"sh", "-c", script, "nstest", host}
 	if firstPID > 0 {
 		argv = append(argv, strconv.Itoa(firstPID-1))

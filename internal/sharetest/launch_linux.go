@@ -138,6 +138,28 @@ func contains(list []string, s string) bool {
 // written through mount A is read back through mount B. Stop it with Close;
 // on error everything started so far is stopped again.
 func Launch(kind, dir string) (sh *Share, err error) {
+	return LaunchN(kind, dir, 2)
+}
+
+// MaxMounts is the most client mounts LaunchN makes of one share.
+const MaxMounts = 16
+
+// mountNames names n mount points: mnt-a, mnt-b, ...
+func mountNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = "mnt-" + string(rune('a'+i))
+	}
+	return names
+}
+
+// LaunchN is Launch with n client mounts (2 ≤ n ≤ MaxMounts) instead of
+// two, each its own client process with its own connection and caches:
+// one per simulated machine.
+func LaunchN(kind, dir string, n int) (sh *Share, err error) {
+	if n < 2 || n > MaxMounts {
+		return nil, fmt.Errorf("sharetest: %d mounts asked; want 2 to %d", n, MaxMounts)
+	}
 	if err := Missing(kind); err != nil {
 		return nil, err
 	}
@@ -152,7 +174,7 @@ func Launch(kind, dir string) (sh *Share, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	sh = &Share{Name: kind, Dir: dir, Export: filepath.Join(dir, "export")}
+	sh = &Share{Name: kind, Dir: dir, Export: filepath.Join(dir, "export"), Mounts: make([]string, n)}
 	if err := os.MkdirAll(sh.Export, 0o777); err != nil {
 		return nil, err
 	}
@@ -274,7 +296,7 @@ Subsystem sftp internal-sftp
 	if !caching {
 		opts = append(opts, "dir_cache=no", "attr_timeout=0", "entry_timeout=0", "negative_timeout=0")
 	}
-	for i, m := range []string{"mnt-a", "mnt-b"} {
+	for i, m := range mountNames(len(sh.Mounts)) {
 		mnt := filepath.Join(sh.Dir, m)
 		sh.Mounts[i] = mnt
 		err := mountFUSE(sh, r, mnt, "sshfs-"+m[len(m)-1:], nil,
@@ -378,7 +400,7 @@ func launchSMB(sh *Share, r *reaper) error {
 	}
 
 	smbnetfs, _ := findTool("smbnetfs")
-	for i, m := range []string{"mnt-a", "mnt-b"} {
+	for i, m := range mountNames(len(sh.Mounts)) {
 		// smbnetfs reads $HOME/.smb/smbnetfs.conf and libsmbclient reads
 		// $HOME/.smb/smb.conf: give each mount a private HOME.
 		home := filepath.Join(sdir, "home-"+m[len(m)-1:])

@@ -10,3 +10,6 @@ func Missing(kind string) error { return errNotLinux }
 func Launch(kind, dir string) (*Share, error) { return nil, errNotLinux }
 
 func stillMounted(dir string) bool { return false }
+
+// LaunchN is unsupported on this OS.
+func LaunchN(kind, dir string, n int) (*Share, error) { return nil, errNotLinux }

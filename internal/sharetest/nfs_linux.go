@@ -157,7 +157,7 @@ exec "$2" -F -f "$3" -L "$4" -p "$5" -N NIV_EVENT
 		return fmt.Errorf("finding this executable (it serves the NFS mounts): %w", err)
 	}
 	env := withEnv(os.Environ(), nfsClientEnv+"=1")
-	for i, m := range []string{"mnt-a", "mnt-b"} {
+	for i, m := range mountNames(len(sh.Mounts)) {
 		mnt := filepath.Join(sh.Dir, m)
 		sh.Mounts[i] = mnt
 		name := "nfsfuse-" + m[len(m)-1:]

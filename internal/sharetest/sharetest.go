@@ -76,9 +76,10 @@ type Share struct {
 	Name string
 	// Export is the shared directory on the server side (a local directory).
 	Export string
-	// Mounts are the same shared directory as machine A and machine B see
+	// Mounts are the same shared directory as machine A, machine B (and
+	// more machines, when launched with LaunchN) see
 	// it, each through its own client mount.
-	Mounts [2]string
+	Mounts []string
 	// Dir is the private directory holding everything of this share
 	// (configuration, keys, logs, the export and the mount points).
 	Dir string
@@ -200,14 +201,27 @@ func Require(t testing.TB, kind string) {
 	t.Skipf("sharetest: skipping %s share test: %v", kind, err)
 }
 
+// StartN starts a share of the given kind (SFTP, SFTPCache, SMB or NFS)
+// with n client mounts, one per simulated machine (see LaunchN). It is torn
+// down in t.Cleanup.
+func StartN(t testing.TB, kind string, n int) *Share {
+	t.Helper()
+	return startN(t, kind, n)
+}
+
 func start(t testing.TB, kind string) *Share {
+	t.Helper()
+	return startN(t, kind, 2)
+}
+
+func startN(t testing.TB, kind string, n int) *Share {
 	t.Helper()
 	Require(t, kind)
 	dir, err := os.MkdirTemp("", "sharetest-"+kind+"-")
 	if err != nil {
 		t.Fatalf("sharetest: %v", err)
 	}
-	s, err := Launch(kind, dir)
+	s, err := LaunchN(kind, dir, n)
 	if err != nil {
 		if !stillMounted(dir) {
 			os.RemoveAll(dir)

@@ -6,8 +6,8 @@
 //
 // Shares: local (a directory on local disk), faultfs (a fault-injecting
 // FUSE share over a local directory; add -faults N), and the real shares of
-// internal/sharetest: sftp, sftp-cache, smb, nfs (started here, torn down at
-// the end). It needs root (namespaces, FUSE, private servers). The report
+// internal/sharetest: sftp, sftp-cache, smb, nfs (started here with one
+// client mount per machine, torn down at the end). It needs root (namespaces, FUSE, private servers). The report
 // is printed and written with the logs to -out; the exit status is 1 when
 // the check found a violation, 2 when the run could not be done.
 package main
@@ -105,13 +105,14 @@ func run(share string, c chaos.Config) int {
 		c.Fault = f
 		c.Mounts = []string{mnt}
 	default:
-		sh, err := sharetest.Launch(share, work)
+		// One client mount per machine, as far as the rig goes.
+		sh, err := sharetest.LaunchN(share, work, min(max(c.Machines, 2), sharetest.MaxMounts))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "chaos: starting the %s share: %v\n", share, err)
 			return 2
 		}
 		defer sh.Close()
-		c.Mounts = sh.Mounts[:]
+		c.Mounts = sh.Mounts
 	}
 	rep, err := chaos.Run(c)
 	if rep != nil {
