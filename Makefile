@@ -2,7 +2,7 @@
 GO ?= go
 FUZZTIME ?= 20s
 
-.PHONY: all build test deps check unit chaos chaos-long fuzz bench cross shares
+.PHONY: all build test deps check unit chaos chaos-long fuzz bench cross wine shares
 
 all: build
 
@@ -10,7 +10,7 @@ build:
 	$(GO) build -o bin/sharelock ./cmd/sharelock
 
 # Everything CI checks. As root it first installs what the suites need.
-test: deps check cross unit chaos fuzz
+test: deps check cross wine unit chaos fuzz
 
 # Tools the test suites use: util-linux (unshare: simulated machines in their
 # own PID+UTS namespaces; nsenter), fuse3, openssh-server, openssh-client,
@@ -32,6 +32,17 @@ cross:
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/sharelock
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/sharelock
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -o /dev/null ./cmd/sharelock
+
+# The Windows tests (cross-compiled, run under wine64 by scripts/wine/): the
+# library, the folder protocol, ident, proc and the CLI, including several
+# Windows processes on one lock, a killed Windows holder taken over, and the
+# job object of `sharelock run`. The private Wine prefix is set up once in
+# WINEPREFIX_DIR (about 15 s) and reused. Without Wine it skips with a
+# message, and fails when CI=true. (The mixed Linux+Windows test,
+# mixed_os_linux_test.go, runs with the Linux tests and uses the same prefix.)
+WINEPREFIX_DIR ?= $(HOME)/.cache/sharelock/wine
+wine:
+	SHARELOCK_WINEPREFIX=$(WINEPREFIX_DIR) GO=$(GO) ./scripts/wine/test.sh . ./internal/folder ./internal/ident ./internal/proc ./cmd/sharelock
 
 # Every package's tests but the chaos runs, which come next on their own (they
 # keep both cores busy for minutes; run alongside the timing-sensitive suites
@@ -63,3 +74,10 @@ bench:
 # two mounts each. Root.
 shares: deps
 	$(GO) test -count=1 -v -timeout 6m ./internal/sharetest/
+
+# sharelock side by side with gofrs/flock, proper-lockfile (npm) and flock(1)
+# on tmpfs, ext4 and an SFTP share (root), about 5 minutes; prints the
+# markdown table of docs/benchmarks.md (BENCH_PEERS_FLAGS=-quick: a smoke test).
+.PHONY: bench-peers
+bench-peers:
+	$(GO) run ./bench/peers $(BENCH_PEERS_FLAGS)

@@ -188,6 +188,17 @@ func Inspect(ctx context.Context, path string, opts ...Option) (Info, error) {
 	return c.store.Inspect(ctx, path, core.InspectOptions{Observe: c.observe, History: c.history})
 }
 
+// History returns every known transition of the lock for path, oldest
+// first: who acquired it (Holder.Since), how each claim ended (State, and At:
+// the claimant's last status write, its release time when released),
+// crashes taken over (Kind "takeover") and forced releases (Kind "break").
+// The folder store keeps the newest generations and, for the ones it has
+// garbage-collected, a line each in the lock folder's history.log.
+func History(ctx context.Context, path string, opts ...Option) ([]Event, error) {
+	c := build(opts)
+	return c.store.History(ctx, path)
+}
+
 // Break ends the current hold of path, recording reason and who broke whose
 // lock. Without force it breaks only a stale lock: it watches the holder's
 // heartbeat for up to a lease and returns an error wrapping ErrLive if it

@@ -16,6 +16,20 @@
 #   nfs-ganesha-vfs     ganesha's VFS FSAL (exports a local directory)
 #   rpcbind             the NFS server's private portmapper
 #   iproute2            ip netns: the NFS server runs in a private network namespace
+#   wine64              runs the Windows test binaries (make wine, scripts/wine/)
+#   gcc-mingw-w64-x86-64-win32
+#                       builds the stub bcryptprimitives.dll that Go programs need
+#                       under Wine 8 (scripts/wine/setup.sh)
+#   xvfb                Xvfb: a private X server for the run --dialog tests
+#   zenity              the Linux dialog that run --dialog shows (tested for real)
+#   xdotool             finds the dialog's window and presses OK in the tests
+#   x11-apps            xwd: screenshots the dialog (docs/dialog-linux.png)
+#   fonts-dejavu-core   a font, so that the dialog's text is drawn legibly
+#   tmux                a real terminal for the run --wait progress-line tests
+#   chromium            headless browser for the dashboard tests (sharelock ui,
+#                       driven by chromedp) and docs/dashboard-*.png
+#   nodejs, npm         proper-lockfile, the npm peer of the side-by-side benchmark
+#                       (bench/peers: make bench-peers)
 set -euo pipefail
 
 # have NAME: NAME is a program on PATH or in an sbin directory (a non-login
@@ -40,6 +54,17 @@ have ganesha.nfsd || add nfs-ganesha
 compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || add nfs-ganesha-vfs
 have rpcbind || add rpcbind
 have ip || add iproute2
+have wine64 || [ -x /usr/lib/wine/wine64 ] || add wine64
+have x86_64-w64-mingw32-gcc || add gcc-mingw-w64-x86-64-win32
+have Xvfb || add xvfb
+have zenity || add zenity
+have xdotool || add xdotool
+have xwd || add x11-apps
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || add fonts-dejavu-core
+have tmux || add tmux
+have chromium || add chromium
+have node || add nodejs
+have npm || add npm
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

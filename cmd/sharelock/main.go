@@ -1,9 +1,13 @@
 // Command sharelock gives one program at a time exclusive use of a file on a
 // shared folder.
 //
-//	sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] PATH -- COMMAND [ARGS...]
+//	sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] [--dialog] PATH -- COMMAND [ARGS...]
 //	sharelock status [--json] [--observe DURATION] PATH...
 //	sharelock break --reason TEXT [--force] PATH
+//	sharelock doctor [--json] [--lease DURATION] [--peer DIR] [--rounds N] DIR
+//	sharelock ui [--listen ADDR] [--admin-file FILE] [--tls-cert FILE --tls-key FILE] DIR
+//	sharelock ui hash-password [--name NAME]
+//	sharelock stats [--json] [--days N] PATH
 //
 // Exit codes: 0 success (run: the command's own status, 128+N if signal N
 // ended it), 64 usage error, 75 the file is in use by someone else, 76 the
@@ -27,16 +31,31 @@ const (
 const usage = `sharelock: exclusive use of a file on a shared folder
 
 Usage:
-  sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] PATH -- COMMAND [ARGS...]
+  sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] [--dialog] PATH -- COMMAND [ARGS...]
       Hold the lock for PATH while COMMAND runs. Without --wait, fail at once
       (exit 75) if someone else holds it. COMMAND gets SHARELOCK_TOKEN (the
-      fencing token) and SHARELOCK_PATH in its environment.
+      fencing token) and SHARELOCK_PATH in its environment. --wait on a
+      terminal shows who it waits for. --dialog also shows "in use" and
+      "lock lost" in a native dialog, for programs started from a desktop.
   sharelock status [--json] [--observe DURATION] PATH...
       Show who holds each lock. --observe watches a remote holder's heartbeat
       for up to DURATION to tell a live holder from a stale one.
   sharelock break --reason TEXT [--force] PATH
       End a stale hold (one whose heartbeat stopped for a whole lease, or
       whose process is gone on this machine). --force also ends a live one.
+  sharelock doctor [--json] [--lease DURATION] [--peer DIR] [--rounds N] DIR
+      Check whether DIR can hold a safe lock (atomic mkdir, cloud sync, round
+      trip, clock, caches vs the lease); exit 1 if it cannot. --peer is the
+      same folder through a second mount, to race and measure two clients.
+  sharelock ui [--listen ADDR] [--admin-file FILE] [--tls-cert FILE --tls-key FILE] DIR
+      Serve a live dashboard of every lock under DIR (default address
+      127.0.0.1:8377). With --admin-file (NAME:BCRYPT-HASH lines, made by
+      "sharelock ui hash-password --name NAME"), administrators can log in
+      and release locks; without it the page is read-only and must stay on
+      loopback.
+  sharelock stats [--json] [--days N] PATH
+      Acquisitions per day, median and longest hold, crashes recovered,
+      forced releases and busiest users, from the lock's history.
 
 Exit codes: 0 ok (run: COMMAND's status), 64 usage, 75 in use, 76 lock lost
 while COMMAND ran, 126/127 COMMAND not executable/not found, 1 other errors.
@@ -58,6 +77,12 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args[1:], stdout, stderr)
 	case "break":
 		return cmdBreak(args[1:], stdout, stderr)
+	case "doctor":
+		return cmdDoctor(args[1:], stdout, stderr)
+	case "ui":
+		return cmdUI(args[1:], stdout, stderr)
+	case "stats":
+		return cmdStats(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

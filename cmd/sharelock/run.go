@@ -12,10 +12,15 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"sharelock"
+	"sharelock/internal/dialog"
 	"sharelock/internal/proc"
 )
 
@@ -29,6 +34,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	lease := flags.Duration("lease", sharelock.DefaultLease, "lease: others take over after this long without a heartbeat")
 	app := flags.String("app", "", "application name shown to others (default: COMMAND's name)")
 	onLost := flags.String("on-lost", "stop", "when the lock is lost: stop (SIGTERM, then kill after 10s) or signal:NAME (e.g. signal:HUP)")
+	withDialog := flags.Bool("dialog", false, "also show \"in use\" and \"lock lost\" in a native dialog (Windows, macOS, Linux with zenity or kdialog); exit after it is closed")
 	if err := flags.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -67,7 +73,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(caught)
 
 	opts := []sharelock.Option{sharelock.WithApp(name), sharelock.WithLease(*lease)}
-	lock, sig, err := acquireLock(path, *wait, opts, sigs, caught)
+	lock, sig, err := acquireLock(path, *wait, opts, sigs, caught, stderr)
 	if sig != nil {
 		fmt.Fprintf(stderr, "sharelock: %v while waiting for the lock on %s; %s not started\n", sig, path, name)
 		return signalStatus(sig)
@@ -78,6 +84,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "sharelock: %s.\n", le.Error())
 			for _, s := range le.Solutions {
 				fmt.Fprintf(stderr, "  - %s\n", s)
+			}
+			if *withDialog {
+				// The outcome is decided; the user reads the dialog
+				// and closes it (a signal closes it too).
+				startDialog(dialog.InUse(le, time.Now())).wait(sigs, caught, stderr)
 			}
 			return exitLocked
 		}
@@ -107,6 +118,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	lost := false
 	lostCh := lock.Lost()
+	var lostDialog *pendingDialog
 	var werr error
 loop:
 	for {
@@ -121,12 +133,20 @@ loop:
 			lostCh = nil
 			lost = true
 			fmt.Fprintf(stderr, "sharelock: %v\n", lock.Err())
+			outcome, sigName := dialog.Stopped, ""
 			if lostSig == nil {
 				fmt.Fprintf(stderr, "sharelock: stopping %s (the lock no longer protects it)\n", name)
 				go child.Stop(stopGrace)
 			} else {
 				fmt.Fprintf(stderr, "sharelock: sending %v to %s\n", lostSig, name)
 				_ = child.Signal(lostSig)
+				outcome, sigName = dialog.Signalled, lostSig.String()
+			}
+			if *withDialog {
+				// The stop is under way already; the dialog runs on
+				// its own and is waited for only after the child has
+				// ended and the lock is released.
+				lostDialog = startDialog(dialog.Lost(lostErrorOf(lock.Err(), path), name, outcome, sigName))
 			}
 		}
 	}
@@ -135,7 +155,11 @@ loop:
 	if lost || errors.Is(relErr, sharelock.ErrLost) {
 		if !lost {
 			fmt.Fprintf(stderr, "sharelock: %s\n", errText(relErr))
+			if *withDialog {
+				lostDialog = startDialog(dialog.Lost(lostErrorOf(relErr, path), name, dialog.AlreadyEnded, ""))
+			}
 		}
+		lostDialog.wait(sigs, caught, stderr)
 		return exitLost
 	}
 	if relErr != nil {
@@ -149,14 +173,22 @@ loop:
 
 // acquireLock takes the lock for path, waiting up to wait (not at all if
 // wait <= 0). A signal on sigs or caught ends the wait: acquireLock then
-// returns that signal and holds no lock.
-func acquireLock(path string, wait time.Duration, opts []sharelock.Option, sigs, caught <-chan os.Signal) (*sharelock.Lock, os.Signal, error) {
+// returns that signal and holds no lock. While it waits, and stderr is a
+// terminal, it shows a progress line there (see waitProgress), cleared
+// before it returns.
+func acquireLock(path string, wait time.Duration, opts []sharelock.Option, sigs, caught <-chan os.Signal, stderr io.Writer) (*sharelock.Lock, os.Signal, error) {
 	type result struct {
 		lock *sharelock.Lock
 		err  error
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var prog *waitProgress
+	if wait > 0 {
+		prog = startWaitProgress(ctx, stderr, path, wait)
+	}
+	// Runs before the caller prints anything: the line is gone by then.
+	defer prog.stop()
 	done := make(chan result, 1)
 	go func() {
 		var r result
@@ -176,6 +208,7 @@ func acquireLock(path string, wait time.Duration, opts []sharelock.Option, sigs,
 	case sig = <-sigs:
 	case sig = <-caught:
 	}
+	prog.stop()
 	// Cancelled, the library returns promptly (each filesystem call is
 	// bounded); a lock it claimed meanwhile is released.
 	cancel()
@@ -248,4 +281,209 @@ func exitCode(err error) int {
 func baseName(p string) string {
 	i := strings.LastIndexAny(p, `/\`)
 	return p[i+1:]
+}
+
+// lostErrorOf returns the *LostError in err, or one that carries err's text
+// as the reason.
+func lostErrorOf(err error, path string) *sharelock.LostError {
+	var le *sharelock.LostError
+	if errors.As(err, &le) {
+		return le
+	}
+	if err == nil {
+		return &sharelock.LostError{Path: path}
+	}
+	return &sharelock.LostError{Path: path, Reason: errText(err)}
+}
+
+// pendingDialog is a native dialog being shown (see internal/dialog).
+type pendingDialog struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startDialog shows m in a native dialog without waiting for it.
+func startDialog(m dialog.Message) *pendingDialog {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &pendingDialog{cancel: cancel, done: make(chan error, 1)}
+	go func() { d.done <- dialog.Show(ctx, m) }()
+	return d
+}
+
+// wait waits until the user closed the dialog; a signal on sigs or caught
+// closes it instead. Where no dialog can be shown it returns at once and
+// says nothing (the message is on stderr already); a dialog program that
+// failed is reported on stderr. A nil d is no dialog.
+func (d *pendingDialog) wait(sigs, caught <-chan os.Signal, stderr io.Writer) {
+	if d == nil {
+		return
+	}
+	defer d.cancel()
+	var err error
+	select {
+	case err = <-d.done:
+	case <-sigs:
+		err = d.close()
+	case <-caught:
+		err = d.close()
+	}
+	if err != nil && !errors.Is(err, dialog.ErrUnavailable) && !errors.Is(err, context.Canceled) {
+		fmt.Fprintf(stderr, "sharelock: could not show the dialog: %v\n", err)
+	}
+}
+
+// close closes the dialog (a signal came) and returns its end, or nil if it
+// does not end promptly: it then ends with the process.
+func (d *pendingDialog) close() error {
+	d.cancel()
+	select {
+	case err := <-d.done:
+		return err
+	case <-time.After(2 * time.Second):
+		return nil
+	}
+}
+
+// waitProgress is the line that run --wait keeps up to date on a terminal
+// while it waits for the lock, rewritten in place about once a second:
+//
+//	sharelock: waiting for alice on FRONTDESK-PC (wems.exe) — 12 s of 1 min…
+//
+// The holder comes from Inspect, asked at once and every few seconds;
+// "waiting for the lock on PATH" while it is not known. The first line is
+// drawn after a second, so that a lock taken at once shows nothing. A nil
+// *waitProgress shows nothing.
+type waitProgress struct {
+	out   *os.File
+	path  string
+	total time.Duration
+	start time.Time
+
+	mu  sync.Mutex
+	who string // the holder as last inspected; "" if not known
+
+	cancel   context.CancelFunc
+	quit     chan struct{}
+	painted  chan struct{} // closed when the painter has ended
+	stopOnce sync.Once
+}
+
+// progressTick is how often the progress line is redrawn; progressInspect
+// how often the holder is looked up again (each look is a few round trips
+// on a share).
+const (
+	progressTick    = time.Second
+	progressInspect = 5 * time.Second
+)
+
+// startWaitProgress starts the progress line on stderr for a wait of up to
+// total, or returns nil if stderr is not a terminal: then nothing of it is
+// ever written. It ends when stop is called or ctx ends.
+func startWaitProgress(ctx context.Context, stderr io.Writer, path string, total time.Duration) *waitProgress {
+	f, ok := stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	p := &waitProgress{out: f, path: path, total: total, start: time.Now(),
+		cancel: cancel, quit: make(chan struct{}), painted: make(chan struct{})}
+	go p.inspect(ctx)
+	go p.paint(ctx)
+	return p
+}
+
+// inspect keeps p.who up to date. It never writes to the terminal.
+func (p *waitProgress) inspect(ctx context.Context) {
+	t := time.NewTicker(progressInspect)
+	defer t.Stop()
+	for {
+		if info, err := sharelock.Inspect(ctx, p.path); err == nil {
+			who := ""
+			if info.State != sharelock.Free && info.Holder != nil {
+				who = info.Holder.Who()
+			}
+			p.mu.Lock()
+			p.who = who
+			p.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// paint redraws the line every progressTick and clears it when told to stop.
+func (p *waitProgress) paint(ctx context.Context) {
+	defer close(p.painted)
+	t := time.NewTicker(progressTick)
+	defer t.Stop()
+	shown := 0 // runes of our line now on the terminal
+	for {
+		select {
+		case <-p.quit:
+		case <-ctx.Done():
+		case <-t.C:
+			p.mu.Lock()
+			who := p.who
+			p.mu.Unlock()
+			w, _, err := term.GetSize(int(p.out.Fd()))
+			if err != nil || w <= 0 {
+				w = 80
+			}
+			line := progressLine(p.path, who, time.Since(p.start), p.total, w)
+			n := utf8.RuneCountInString(line)
+			pad := max(shown-n, 0)
+			_, _ = io.WriteString(p.out, "\r"+line+strings.Repeat(" ", pad))
+			shown = n
+			continue
+		}
+		if shown > 0 {
+			_, _ = io.WriteString(p.out, "\r"+strings.Repeat(" ", shown)+"\r")
+		}
+		return
+	}
+}
+
+// stop ends the progress line and clears it from the terminal; it returns
+// once nothing more will be written. Safe to call more than once.
+func (p *waitProgress) stop() {
+	if p == nil {
+		return
+	}
+	p.stopOnce.Do(func() {
+		close(p.quit)
+		<-p.painted
+		p.cancel()
+	})
+}
+
+// progressLine renders the progress line, cut to fit width columns (one
+// less, so that the cursor stays on the line): "sharelock: waiting for WHO
+// — 12 s of 60 s…", or "waiting for the lock on PATH" if who is "".
+func progressLine(path, who string, elapsed, total time.Duration, width int) string {
+	target := who
+	if target == "" {
+		target = "the lock on " + path
+	}
+	line := fmt.Sprintf("sharelock: waiting for %s — %s of %s…", target, durText(elapsed), durText(total))
+	if limit := width - 1; limit > 0 && utf8.RuneCountInString(line) > limit {
+		r := []rune(line)
+		line = string(r[:max(limit-1, 0)]) + "…"
+	}
+	return line
+}
+
+// durText renders d in whole seconds: "12 s" below 2 minutes, then "5 min"
+// or "2 min 5 s".
+func durText(d time.Duration) string {
+	s := int(d / time.Second)
+	if d < 2*time.Minute {
+		return fmt.Sprintf("%d s", s)
+	}
+	if s%60 == 0 {
+		return fmt.Sprintf("%d min", s/60)
+	}
+	return fmt.Sprintf("%d min %d s", s/60, s%60)
 }

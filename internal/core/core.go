@@ -258,4 +258,7 @@ type Store interface {
 	// Break ends the current claim. Without force it refuses a live holder
 	// (ErrLive). It records who broke whose lock and why.
 	Break(ctx context.Context, path, reason string, force bool) (Info, error)
+	// History returns every transition of the lock the store still knows,
+	// oldest first, one per token.
+	History(ctx context.Context, path string) ([]Event, error)
 }

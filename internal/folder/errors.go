@@ -40,6 +40,9 @@ func pathErr(op, path string, err error) error {
 
 func fixFor(path string, err error) string {
 	dir := filepath.Dir(path)
+	if fix := fixForOS(dir, err); fix != "" {
+		return fix
+	}
 	switch {
 	case errors.Is(err, errStalled):
 		return "check the network connection to the file server; sharelock gave up waiting"

@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 )
 
 // FS is the small set of filesystem calls the protocol makes. Every call is
@@ -39,7 +38,7 @@ type FS interface {
 // OSFS is FS on the operating system's filesystem (local disk or a mounted share).
 type OSFS struct{}
 
-func (OSFS) Mkdir(name string) error { return os.Mkdir(name, 0o777) }
+func (OSFS) Mkdir(name string) error { return mkdir(name) }
 
 // ReadFile reads a regular file without following a symbolic link at the
 // last component and without blocking on a FIFO planted there.
@@ -102,11 +101,11 @@ func (OSFS) ReadDirNames(name string) ([]string, error) {
 	return f.Readdirnames(-1)
 }
 
-func (OSFS) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(name) }
+func (OSFS) Lstat(name string) (fs.FileInfo, error) { return lstat(name) }
 
-func (OSFS) Remove(name string) error { return syscall.Unlink(filepath.FromSlash(name)) }
+func (OSFS) Remove(name string) error { return removeFile(filepath.FromSlash(name)) }
 
-func (OSFS) Rmdir(name string) error { return syscall.Rmdir(filepath.FromSlash(name)) }
+func (OSFS) Rmdir(name string) error { return removeDir(filepath.FromSlash(name)) }
 
 func readFile(name string) ([]byte, error) {
 	f, err := openFile(name, os.O_RDONLY|oNoFollow|oNonBlock, 0)
@@ -136,10 +135,4 @@ func readFile(name string) ([]byte, error) {
 			return nil, err
 		}
 	}
-}
-
-// openFile is the one place files are opened, so that the Windows issue can
-// add share modes (FILE_SHARE_DELETE) in an _windows.go file.
-func openFile(name string, flag int, perm os.FileMode) (*os.File, error) {
-	return os.OpenFile(name, flag, perm)
 }

@@ -1,6 +1,8 @@
 package folder
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -132,9 +134,7 @@ func (s *Store) history(ctx context.Context, dir string, l *listing, head uint64
 		if err != nil || v.own == nil {
 			continue
 		}
-		r := &v.own.Rec
-		ev = append(ev, core.Event{Token: r.Token, Kind: r.Kind, State: v.own.State,
-			Holder: r.holder(), Reason: r.Reason, Broke: r.Broke, At: v.own.At})
+		ev = append(ev, eventOf(&v))
 	}
 	return ev
 }
@@ -282,21 +282,94 @@ func (s *Store) collect(dir string, latest, keep uint64) time.Duration {
 		}
 	}
 	slices.Sort(gens)
+	next := retry
+	var old []uint64
 	for _, g := range gens {
 		succ, err := fsys.Lstat(filepath.Join(dir, genName(g+keep)))
 		if err != nil {
-			return retry
+			break
 		}
 		if age := serverNow.Sub(succ.ModTime()); age < s.o.GCMinAge {
 			// Everything from here on is younger: come back when this one
 			// is old enough.
-			return max(s.o.GCMinAge-age, min(time.Second, s.o.GCMinAge))
+			next = max(s.o.GCMinAge-age, min(time.Second, s.o.GCMinAge))
+			break
 		}
+		old = append(old, g)
+	}
+	if len(old) == 0 {
+		return next
+	}
+	// Keep what the generations say in history.log before deleting them,
+	// in one append. Two collectors may both log a generation: readers
+	// drop duplicates by token. If the append fails, nothing is deleted.
+	var lines []byte
+	for _, g := range old {
+		v, err := s.look(context.Background(), dir, g)
+		if err != nil {
+			return retry
+		}
+		if v.own == nil {
+			continue // no record (an abandoned claim): nothing to keep
+		}
+		line, err := json.Marshal(eventOf(&v))
+		if err != nil {
+			return retry
+		}
+		lines = append(append(lines, line...), '\n')
+	}
+	if len(lines) > 0 {
+		if err := s.call(context.Background(), func() error {
+			return fsys.Append(filepath.Join(dir, historyName), lines)
+		}, nil); err != nil {
+			return retry
+		}
+	}
+	for _, g := range old {
 		if !removeGen(fsys, filepath.Join(dir, genName(g))) {
 			return retry
 		}
 	}
-	return retry
+	return next
+}
+
+// eventOf renders a generation with a record as a transition.
+func eventOf(v *view) core.Event {
+	r := &v.own.Rec
+	return core.Event{Token: r.Token, Kind: r.Kind, State: v.own.State,
+		Holder: r.holder(), Reason: r.Reason, Broke: r.Broke, At: v.own.At}
+}
+
+// History implements core.Store: the transitions kept in history.log (of
+// generations GC deleted) and those of the generations still there, oldest
+// first, one per token. A damaged history.log line is skipped.
+func (s *Store) History(ctx context.Context, path string) ([]core.Event, error) {
+	dir := LockDir(path)
+	l, g, err := s.head(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	byTok := map[uint64]core.Event{}
+	raw, err := callv(s, ctx, func() ([]byte, error) { return s.o.FS.ReadFile(filepath.Join(dir, historyName)) }, nil)
+	if err != nil && !isNotExist(err) {
+		return nil, fmt.Errorf("sharelock: reading %s: %w", filepath.Join(dir, historyName), err)
+	}
+	for _, line := range bytes.Split(raw, []byte("\n")) {
+		var e core.Event
+		if len(line) == 0 || json.Unmarshal(line, &e) != nil || e.Token == 0 {
+			continue
+		}
+		byTok[e.Token] = e
+	}
+	for _, e := range s.history(ctx, dir, l, g, len(l.gens)+int(g-l.max())) {
+		byTok[e.Token] = e
+	}
+	out := make([]core.Event, 0, len(byTok))
+	for _, e := range byTok {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b core.Event) int { return cmp.Compare(a.Token, b.Token) })
+	return out, nil
 }
 
 // removeGen removes one generation directory if it holds nothing but an

@@ -62,6 +62,10 @@ const (
 	gcEvery   = 16 // run GC after claiming every 16th generation
 	ownerName = "owner"
 	auditName = "audit.log"
+	// historyName: one JSON line (a core.Event) per generation, appended by
+	// GC just before it deletes the generation, so the holders of a lock
+	// can be counted long after their generations are gone.
+	historyName = "history.log"
 	// LockSuffix is appended to the protected path to name its lock directory.
 	LockSuffix = ".lock"
 )
@@ -268,7 +272,7 @@ func (s *Store) scan(ctx context.Context, dir string, create bool) (*listing, er
 			l.gens = append(l.gens, g)
 			continue
 		}
-		if n == auditName {
+		if n == auditName || n == historyName {
 			continue
 		}
 		l.warnings = append(l.warnings, fmt.Sprintf("foreign entry %q in %s: sharelock ignores it and never deletes it", n, dir))

@@ -35,8 +35,9 @@ type Identity struct {
 	// BootID changes at every boot of the machine and is stable within a
 	// boot: Linux /proc/sys/kernel/random/boot_id; Windows the boot counter
 	// BootId under HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\
-	// Memory Management\PrefetchParameters, in decimal; macOS sysctl
-	// kern.bootsessionuuid. "" if unknown.
+	// Memory Management\PrefetchParameters, in decimal, or where it is
+	// missing (older Windows, Wine) "boottime:" and the kernel's boot time
+	// in 100 ns units; macOS sysctl kern.bootsessionuuid. "" if unknown.
 	BootID string
 	// PIDNS names the PID space within the boot. Linux: the link target of
 	// /proc/self/ns/pid, e.g. "pid:[4026531836]"; when the process is in a

@@ -3,6 +3,7 @@ package ident
 import (
 	"os"
 	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
@@ -72,15 +73,49 @@ func machineGUID() string {
 	return s
 }
 
-// bootID returns the boot counter that Windows increments at every boot
-// (BootId under PrefetchParameters), in decimal, or "" if it is missing.
+// bootID returns an identity of the current boot: the boot counter that
+// Windows 10 and later increment at every boot (BootId under
+// PrefetchParameters), in decimal; where that value is missing (older
+// Windows, Wine), "boottime:" and the kernel's boot time
+// (NtQuerySystemInformation SystemTimeOfDayInformation, 100 ns since 1601)
+// in decimal; "" if neither can be read.
 //
-// Boot times are not used: Windows derives them from the wall clock, so they
-// move when the clock is set. A counter that went unchanged across a boot
-// (a registry rolled back with a VM snapshot, say) would make two boots look
-// alike, but proc.Check compares absolute creation times, which still tell a
-// process of an earlier boot from one that reuses its PID.
+// Boot times are only the fallback: Windows moves its recorded boot time
+// when the clock is stepped, so two processes of one boot may then record
+// different boot IDs, and the same-machine liveness check falls back to the
+// lease (safe, only slower). Under Wine the boot time is the start of the
+// wineserver, which is exactly the lifetime of Wine's PID space.
+//
+// A boot ID that stayed unchanged across a boot (a registry rolled back with
+// a VM snapshot, say) would make two boots look alike, but proc.Check
+// compares absolute creation times, which still tell a process of an
+// earlier boot from one that reuses its PID.
 func bootID() string {
+	if c := bootCounter(); c != "" {
+		return c
+	}
+	var tod systemTimeOfDay
+	var n uint32
+	if err := windows.NtQuerySystemInformation(windows.SystemTimeOfDayInformation,
+		unsafe.Pointer(&tod), uint32(unsafe.Sizeof(tod)), &n); err != nil || tod.BootTime <= 0 {
+		return ""
+	}
+	return "boottime:" + strconv.FormatInt(tod.BootTime, 10)
+}
+
+// systemTimeOfDay is SYSTEM_TIMEOFDAY_INFORMATION.
+type systemTimeOfDay struct {
+	BootTime      int64
+	CurrentTime   int64
+	TimeZoneBias  int64
+	TimeZoneID    uint32
+	Reserved      uint32
+	BootTimeBias  uint64
+	SleepTimeBias uint64
+}
+
+// bootCounter returns BootId under PrefetchParameters in decimal, or "".
+func bootCounter() string {
 	k, err := registry.OpenKey(registry.LOCAL_MACHINE,
 		`SYSTEM\CurrentControlSet\Control\Session Manager\Memory Management\PrefetchParameters`,
 		registry.QUERY_VALUE|registry.WOW64_64KEY)
