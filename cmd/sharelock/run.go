@@ -82,8 +82,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		var le *sharelock.LockedError
 		if errors.As(err, &le) {
 			fmt.Fprintf(stderr, "sharelock: %s.\n", le.Error())
-			for _, s := range le.Solutions {
+			for i, s := range le.Solutions {
 				fmt.Fprintf(stderr, "  - %s\n", s)
+				if i == 0 && *wait <= 0 {
+					fmt.Fprintln(stderr, "  - Or run again with --wait 5m to wait for it.")
+				}
 			}
 			if *withDialog {
 				// The outcome is decided; the user reads the dialog

@@ -142,14 +142,16 @@ func (e *LockedError) Error() string {
 // Is makes errors.Is(err, ErrLocked) true.
 func (e *LockedError) Is(target error) bool { return target == ErrLocked }
 
-// DefaultSolutions returns the suggestions shown with a LockedError.
+// DefaultSolutions returns the suggestions shown with a LockedError. They
+// name no command-line flag: a desktop dialog shows them too (the CLI adds
+// its own hint about --wait).
 func DefaultSolutions(path string, h *Holder) []string {
 	user := "the holder"
 	if h != nil && h.User != "" {
 		user = h.User
 	}
 	return []string{
-		fmt.Sprintf("Wait for %s to close it, or run again with --wait 5m.", user),
+		fmt.Sprintf("Wait for %s to close it, then try again.", user),
 		fmt.Sprintf("If nobody is using it, an administrator can release it: sharelock break --reason \"...\" %s", path),
 		"Make sure everyone has write access to the folder that holds it.",
 	}

@@ -41,7 +41,7 @@ const TitleLost = "Lock lost"
 //
 //	data/wems.db is in use by alice on FRONTDESK-PC (wems.exe) since 09:12.
 //
-//	Wait for alice to close it, or run again with --wait 5m.
+//	Wait for alice to close it, then try again.
 //	If nobody is using it, an administrator can release it: sharelock break --reason "..." data/wems.db
 //	Make sure everyone has write access to the folder that holds it.
 //

@@ -31,7 +31,7 @@ func TestInUse(t *testing.T) {
 		t.Errorf("title %q", m.Title)
 	}
 	want := "data/wems.db is in use by alice on FRONTDESK-PC (wems.exe) since 09:12.\n\n" +
-		"Wait for alice to close it, or run again with --wait 5m.\n" +
+		"Wait for alice to close it, then try again.\n" +
 		"If nobody is using it, an administrator can release it: sharelock break --reason \"...\" data/wems.db\n" +
 		"Make sure everyone has write access to the folder that holds it."
 	if m.Body != want {
