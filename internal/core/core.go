@@ -97,6 +97,12 @@ type Info struct {
 	History []Event `json:"-"`
 	// Warnings lists foreign or damaged entries found in the lock directory.
 	Warnings []string `json:"-"`
+	// Waiting lists the processes waiting in line for the lock (the
+	// advisory wait queue), first in line first. Holder.Since is when each
+	// took its ticket (its own wall clock, display only). Tickets proven
+	// dead on this machine, or whose own clock says they stopped beating
+	// more than a lease ago, are left out.
+	Waiting []Holder `json:"-"`
 }
 
 // Sentinel errors, for errors.Is.
@@ -123,18 +129,34 @@ type LockedError struct {
 	Token    uint64
 	LastSeen time.Duration // time since the heartbeat last changed, as observed here
 	Stale    bool          // the holder looks dead but could not be taken over in time
+	// Waiting is how many processes wait in line for the lock. With Queued
+	// it is the reason for the refusal: the lock is free but reserved for
+	// those waiting (Holder is then the first in line).
+	Waiting int
+	Queued  bool
 	// Solutions are suggestions a UI can show to the user.
 	Solutions []string
 }
 
 func (e *LockedError) Error() string {
 	var b strings.Builder
+	if e.Queued {
+		others := "other processes are"
+		if e.Waiting == 1 {
+			others = "other process is"
+		}
+		fmt.Fprintf(&b, "%s is free but %d %s waiting in line for it (next: %s)", e.Path, e.Waiting, others, e.Holder.Who())
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s is in use by %s", e.Path, e.Holder.Who())
 	if e.Holder != nil && !e.Holder.Since.IsZero() {
 		fmt.Fprintf(&b, " since %s", sinceText(e.Holder.Since))
 	}
 	if e.LastSeen > 0 {
 		fmt.Fprintf(&b, ", last seen %s ago", roundAge(e.LastSeen))
+	}
+	if e.Waiting > 0 {
+		fmt.Fprintf(&b, "; %d waiting in line", e.Waiting)
 	}
 	return b.String()
 }

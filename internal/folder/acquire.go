@@ -83,6 +83,15 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		head, evidence = l.max(), l.evidence
 	}
 
+	// The advisory wait queue: our ticket (if we took one) is removed
+	// whatever happens, after a claim or when we give up.
+	q := &queue{dir: dir}
+	defer func() {
+		if q.own != nil {
+			q.own.remove()
+		}
+	}()
+
 	poll := s.o.PollMin
 	polls, walked := 0, 0
 	var tryUntil time.Duration // no-wait: how long we may watch a suspicious holder
@@ -119,6 +128,16 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			}
 		}
 		if kind != "" {
+			// Fairness: let a live ticket ahead of us claim first, for up
+			// to a grace period. Safety does not depend on this.
+			if wait, c := s.deferToQueue(ctx, q, head, req); wait {
+				if !req.Wait {
+					return nil, s.queueLockedError(req.Path, head, c)
+				}
+				kind = ""
+			}
+		}
+		if kind != "" {
 			r := req
 			r.Reason = reason
 			rec := s.newRecord(kind, head+1, &r)
@@ -152,8 +171,24 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				head++
 			}
 			*w = watch{}
+			q.dirty = true
 			poll = s.o.PollMin
 			continue
+		}
+		if req.Wait && (q.own == nil || q.own.gone.Load()) && !free && !v.free() {
+			// Refused: take our place at the end of the line.
+			if q.own != nil {
+				q.own.remove()
+				q.own = nil
+			}
+			_ = s.takeTicket(ctx, q, req) // advisory: wait without one on error
+		}
+		if q.dirty && q.own != nil {
+			// The line moved: find out whether we are at its front.
+			q.dirty = false
+			if c, err := s.checkQueue(ctx, q, req.Lease, false, true); err == nil {
+				q.front = len(c.ahead) == 0
+			}
 		}
 		if !req.Wait {
 			// Without waiting, one look cannot prove a remote holder
@@ -184,6 +219,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
 				head++
 				*w = watch{}
+				q.dirty = true
 				poll = s.o.PollMin
 				continue
 			}
@@ -191,6 +227,11 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		max := s.o.PollMax
 		if s.local(&v) {
 			max = s.o.PollMaxLocal
+			if q.front {
+				// First in line: the lock is ours next, look often
+				// (a local read costs microseconds).
+				max = min(max, frontPollLocal)
+			}
 		}
 		if poll > max {
 			poll = max

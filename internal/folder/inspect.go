@@ -46,6 +46,7 @@ func (s *Store) Inspect(ctx context.Context, path string, opt core.InspectOption
 		info.History = s.history(ctx, dir, l, g, opt.History)
 	}
 	s.judge(ctx, dir, &v, &info, opt.Observe, DefaultLease)
+	info.Waiting = s.waiting(ctx, dir)
 	return info, nil
 }
 

@@ -38,6 +38,9 @@ const (
 	stHeld     = "held"
 	stReleased = "released"
 	stLost     = "lost" // the claimant found it had lost the lock
+	// stWaiting is the state of a wait-queue ticket (q/<n>/owner, see
+	// queue.go). It is never valid in a generation's owner file.
+	stWaiting = "waiting"
 )
 
 // Generation kinds.
@@ -46,6 +49,9 @@ const (
 	kindTakeover = "takeover"
 	kindBreak    = "break"
 	kindVoid     = "void" // a claim abandoned by its claimant; ends nothing, holds nothing
+	// kindWait is the kind of a wait-queue ticket record; never valid in a
+	// generation's owner file.
+	kindWait = "wait"
 )
 
 // record is the immutable part of an owner file.
@@ -69,6 +75,10 @@ type record struct {
 	Broke *core.Holder `json:"broke,omitempty"`
 	// BrokeToken is the token of that claim.
 	BrokeToken uint64 `json:"broke_token,omitempty"`
+	// PollMS, in a wait-queue ticket only: the longest interval at which
+	// the waiter looks at the lock, from which others derive how long to
+	// defer to it (see queue.go).
+	PollMS int64 `json:"poll_ms,omitempty"`
 }
 
 // owner is a parsed owner file.
@@ -117,9 +127,30 @@ func encodeRecord(r *record) []byte {
 	return append(b, '\n')
 }
 
-// parseOwner parses an owner file. It never panics; any deviation from the
-// format is an error that names what is wrong.
+// parseOwner parses a generation's owner file: a ticket record (state
+// "waiting", kind "wait") there is an error, so that a generation is never
+// judged by a ticket's state.
 func parseOwner(b []byte) (*owner, error) {
+	o, err := parseAny(b)
+	if err == nil && o.Rec.Kind == kindWait {
+		return nil, errors.New("a wait-queue ticket record where a lock record belongs")
+	}
+	return o, err
+}
+
+// parseTicket parses a wait-queue ticket's owner file: only a "waiting"
+// record is valid there.
+func parseTicket(b []byte) (*owner, error) {
+	o, err := parseAny(b)
+	if err == nil && o.Rec.Kind != kindWait {
+		return nil, fmt.Errorf("a %q record where a wait-queue ticket belongs", o.Rec.Kind)
+	}
+	return o, err
+}
+
+// parseAny parses an owner file or a ticket. It never panics; any deviation from the
+// format is an error that names what is wrong.
+func parseAny(b []byte) (*owner, error) {
 	if len(b) > maxOwnerSize {
 		return nil, errTooBig
 	}
@@ -139,7 +170,7 @@ func parseOwner(b []byte) (*owner, error) {
 	st = st[len("state="):]
 	state := string(bytes.TrimRight(st[:stateWidth], " "))
 	switch state {
-	case stHeld, stReleased, stLost:
+	case stHeld, stReleased, stLost, stWaiting:
 	default:
 		return nil, fmt.Errorf("unknown state %q", state)
 	}
@@ -173,9 +204,12 @@ func parseOwner(b []byte) (*owner, error) {
 		return nil, fmt.Errorf("bad record: %w", err)
 	}
 	switch o.Rec.Kind {
-	case kindAcquire, kindTakeover, kindBreak, kindVoid:
+	case kindAcquire, kindTakeover, kindBreak, kindVoid, kindWait:
 	default:
 		return nil, fmt.Errorf("unknown kind %q", o.Rec.Kind)
+	}
+	if (o.State == stWaiting) != (o.Rec.Kind == kindWait) {
+		return nil, fmt.Errorf("state %q does not go with kind %q", o.State, o.Rec.Kind)
 	}
 	if o.Rec.Token == 0 {
 		return nil, errors.New("record without token")

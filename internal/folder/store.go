@@ -272,7 +272,7 @@ func (s *Store) scan(ctx context.Context, dir string, create bool) (*listing, er
 			l.gens = append(l.gens, g)
 			continue
 		}
-		if n == auditName || n == historyName {
+		if n == auditName || n == historyName || n == queueName {
 			continue
 		}
 		l.warnings = append(l.warnings, fmt.Sprintf("foreign entry %q in %s: sharelock ignores it and never deletes it", n, dir))

@@ -1,0 +1,321 @@
+package folder
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"sharelock/internal/core"
+)
+
+// The wait queue (docs/protocol.md, "Waiting in line") is ADVISORY: it only
+// decides who of several clients that all see the lock free tries first.
+// Mutual exclusion still rests solely on the mkdir of the next generation;
+// nothing here is consulted by a holder, and a client that ignores the queue
+// (an old one, or one whose grace period ran out) is merely unfair.
+//
+// Layout: P.lock/q/<20-digit ticket>/owner, the owner file in the generation
+// format with state "waiting" and kind "wait", rewritten every heartbeat.
+
+const (
+	queueName = "q"
+	// graceMin/graceMax bound how long a client defers to a live ticket
+	// ahead of it after it first saw the lock free.
+	graceMin = 30 * time.Millisecond
+	graceMax = 2 * time.Second
+	// graceSlack covers the front's own round trips between seeing the lock
+	// free and its mkdir (a read, a listing, the mkdir).
+	graceSlack = 25 * time.Millisecond
+	// frontPollLocal caps the poll interval of the first in line while the
+	// holder runs on this machine.
+	frontPollLocal = 2 * time.Millisecond
+	// maxTicketReads bounds the tickets read per queue check.
+	maxTicketReads = 64
+)
+
+func queueDir(dir string) string { return filepath.Join(dir, queueName) }
+
+// ticket is our own place in line: a ticket directory and its heartbeat.
+type ticket struct {
+	s    *Store
+	n    uint64
+	tdir string
+	body []byte
+	stop chan struct{}
+	gone atomic.Bool // the ticket file vanished (removed as dead while we paused)
+}
+
+// queue is a waiter's view of the wait queue while one Acquire runs.
+type queue struct {
+	dir     string // the lock directory
+	own     *ticket
+	watches map[uint64]*watch // per ticket number: staleness judged like holders
+	freeGen uint64            // the free generation we are deferring on
+	since   time.Duration     // mono time we first saw freeGen free
+	sinceOK bool              // since is set (for freeGen)
+	front   bool              // at the last check nobody live was ahead of us
+	dirty   bool              // re-check our place at the next poll
+}
+
+// queueCheck is the result of judging the tickets ahead of us.
+type queueCheck struct {
+	ahead []view // live tickets ahead of us, first in line first
+}
+
+// takeTicket puts us at the end of the line: it creates q/ if needed, then
+// mkdir q/<max+1> (EEXIST: the next number), writes the ticket record and
+// starts its heartbeat. Errors are returned wrapped with the path; the
+// caller may go on waiting without a ticket (the queue is advisory).
+func (s *Store) takeTicket(ctx context.Context, q *queue, req core.Request) error {
+	qd := queueDir(q.dir)
+	var names []string
+	for try := 0; ; try++ {
+		var err error
+		names, err = callv(s, ctx, func() ([]string, error) { return s.o.FS.ReadDirNames(qd) }, nil)
+		if err == nil {
+			break
+		}
+		if !isNotExist(err) || try > 0 {
+			return pathErr("list wait queue", qd, err)
+		}
+		if err := s.call(ctx, func() error { return s.o.FS.Mkdir(qd) }, nil); err != nil && !isExist(err) && !isPerm(err) {
+			return pathErr("create wait queue", qd, err)
+		}
+	}
+	var n uint64
+	for _, name := range names {
+		if g, ok := parseGenName(name); ok && g > n {
+			n = g
+		}
+	}
+	for tries := 0; ; tries++ {
+		n++
+		if tries > 100 || n > maxGen {
+			return fmt.Errorf("sharelock: could not take a ticket in %s", qd)
+		}
+		tdir := filepath.Join(qd, genName(n))
+		err := s.call(ctx, func() error { return s.o.FS.Mkdir(tdir) }, nil)
+		switch {
+		case err == nil:
+		case isExist(err), isPerm(err) && s.exists(ctx, tdir):
+			continue
+		case isNotExist(err):
+			// q/ was removed by a holder leaving an empty line: recreate.
+			if err := s.call(ctx, func() error { return s.o.FS.Mkdir(qd) }, nil); err != nil && !isExist(err) && !isPerm(err) {
+				return pathErr("create wait queue", qd, err)
+			}
+			n--
+			continue
+		default:
+			return pathErr("take ticket", tdir, err)
+		}
+		r := req
+		r.Reason = ""
+		rec := s.newRecord(kindWait, n, &r)
+		rec.PollMS = max(s.o.PollMax.Milliseconds(), 1)
+		t := &ticket{s: s, n: n, tdir: tdir, body: encodeRecord(&rec), stop: make(chan struct{})}
+		ownerPath := filepath.Join(tdir, ownerName)
+		if err := s.call(ctx, func() error {
+			return s.o.FS.CreateExcl(ownerPath, encodeOwner(nil, stWaiting, 1, s.wallNow(), t.body))
+		}, nil); err != nil {
+			t.remove()
+			return pathErr("write ticket", ownerPath, err)
+		}
+		q.own = t
+		q.dirty = true
+		go t.run(req.Heartbeat)
+		return nil
+	}
+}
+
+// run heartbeats the ticket like a hold: the owner file is rewritten (same
+// length, no create) every heartbeat until remove. If the file is gone
+// (judged dead and removed while we were paused), it stops and sets gone.
+func (t *ticket) run(every time.Duration) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	beat := uint64(1)
+	path := filepath.Join(t.tdir, ownerName)
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-tick.C:
+		}
+		beat++
+		err := t.s.o.FS.Overwrite(path, encodeOwner(nil, stWaiting, beat, t.s.wallNow(), t.body))
+		if isNotExist(err) {
+			t.gone.Store(true)
+			return
+		}
+	}
+}
+
+// remove stops the heartbeat and deletes the ticket: owner file, then the
+// directory, then q/ itself if the line is now empty (so that old clients,
+// which warn about q as a foreign entry, see it only while someone waits).
+// A heartbeat write still in flight cannot recreate the file (Overwrite
+// never creates). Best effort: a leftover ticket stops beating and is
+// removed by others after a lease.
+func (t *ticket) remove() {
+	select {
+	case <-t.stop:
+		return
+	default:
+		close(t.stop)
+	}
+	s := t.s
+	bg := context.Background()
+	_ = s.call(bg, func() error { return s.o.FS.Remove(filepath.Join(t.tdir, ownerName)) }, nil)
+	_ = s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil)
+	_ = s.call(bg, func() error { return s.o.FS.Rmdir(filepath.Dir(t.tdir)) }, nil) // ENOTEMPTY: others wait
+}
+
+// lookTicket reads ticket n's owner file.
+func (s *Store) lookTicket(ctx context.Context, qd string, n uint64) (view, error) {
+	v := view{gen: n}
+	name := filepath.Join(qd, genName(n), ownerName)
+	raw, err := callv(s, ctx, func() ([]byte, error) { return s.o.FS.ReadFile(name) }, nil)
+	switch {
+	case err == nil:
+		if raw == nil {
+			raw = []byte{}
+		}
+		v.raw = raw
+		v.own, v.bad = parseTicket(raw)
+	case isNotExist(err):
+		// A ticket being written, or just removed.
+	default:
+		// Something planted, or an unreadable file: content we cannot use.
+		v.raw = []byte("unreadable: " + err.Error())
+		v.bad = err
+	}
+	return v, nil
+}
+
+// checkQueue lists the wait queue and judges every ticket ahead of ours (all
+// of them if we have none), first in line first. A ticket is dead when its
+// waiter is proven gone on this machine, or when this observer has seen its
+// content unchanged for its declared lease (for an unreadable one: ours, at
+// least the claim window) — the same rules as for a holder. Dead tickets
+// are skipped and removed if they hold nothing but an owner file. If quick
+// is set (one look, as for TryAcquire), a ticket is also skipped when it
+// has no readable record or its own clock says it stopped beating more than
+// a lease ago (display-grade evidence, good enough for advice). Only if
+// clean is set are dead tickets removed.
+func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, quick, clean bool) (queueCheck, error) {
+	var out queueCheck
+	qd := queueDir(q.dir)
+	names, err := callv(s, ctx, func() ([]string, error) { return s.o.FS.ReadDirNames(qd) }, nil)
+	if isNotExist(err) {
+		return out, nil
+	}
+	if err != nil {
+		return out, pathErr("list wait queue", qd, err)
+	}
+	var nums []uint64
+	for _, n := range names {
+		if g, ok := parseGenName(n); ok && (q.own == nil || g < q.own.n) {
+			nums = append(nums, g)
+		}
+	}
+	slices.Sort(nums)
+	if len(nums) > maxTicketReads {
+		nums = nums[:maxTicketReads]
+	}
+	if q.watches == nil {
+		q.watches = map[uint64]*watch{}
+	}
+	now := s.mono()
+	for _, n := range nums {
+		v, _ := s.lookTicket(ctx, qd, n)
+		if v.raw == nil && !s.exists(ctx, filepath.Join(qd, genName(n))) {
+			continue // removed meanwhile
+		}
+		w := q.watches[n]
+		if w == nil {
+			w = &watch{}
+			q.watches[n] = w
+		}
+		unchanged := w.update(&v, now)
+		dead := s.dead(&v) || unchanged >= s.leaseOf(&v, lease)
+		if dead {
+			if clean {
+				removeGen(s.o.FS, filepath.Join(qd, genName(n)))
+			}
+			delete(q.watches, n)
+			continue
+		}
+		if quick && s.suspicious(&v, lease) {
+			continue
+		}
+		out.ahead = append(out.ahead, v)
+	}
+	return out, nil
+}
+
+// grace is how long a client defers to the live ticket v at the front of the
+// line after it saw the lock free: three of the front's longest polls
+// (jitter makes one poll up to 1.5 of it, and the front may just have
+// started one) plus its own round trips, within [graceMin, graceMax].
+func (s *Store) grace(v *view) time.Duration {
+	poll := s.o.PollMax
+	if v.own != nil && v.own.Rec.PollMS > 0 {
+		poll = time.Duration(v.own.Rec.PollMS) * time.Millisecond
+	}
+	return min(max(3*poll+graceSlack, graceMin), graceMax)
+}
+
+// deferToQueue reports whether a client that found generation gen free (or
+// takeable) should let a live ticket ahead of it claim first. It takes a
+// ticket for a waiting client that has none yet and is deferring. A failure
+// to read the queue never blocks a claim: the queue is advisory.
+func (s *Store) deferToQueue(ctx context.Context, q *queue, gen uint64, req core.Request) (bool, queueCheck) {
+	c, err := s.checkQueue(ctx, q, req.Lease, !req.Wait, true)
+	if err != nil || len(c.ahead) == 0 {
+		q.front = q.own != nil
+		return false, c
+	}
+	q.front = false
+	now := s.mono()
+	if !q.sinceOK || q.freeGen != gen {
+		q.freeGen, q.since, q.sinceOK = gen, now, true
+	}
+	if req.Wait && now-q.since >= s.grace(&c.ahead[0]) {
+		return false, c // the front is slow or gone: claim anyway
+	}
+	if req.Wait && q.own == nil {
+		_ = s.takeTicket(ctx, q, req)
+	}
+	return true, c
+}
+
+// queueLockedError refuses a no-wait acquire of a free lock that live
+// tickets wait for.
+func (s *Store) queueLockedError(path string, gen uint64, c queueCheck) error {
+	front := c.ahead[0].holder()
+	return &core.LockedError{Path: path, Holder: front, Token: gen, Waiting: len(c.ahead), Queued: true,
+		Solutions: []string{
+			fmt.Sprintf("%d waiting in line will get it first; run again with --wait to take your place in line.", len(c.ahead)),
+		}}
+}
+
+// waiting returns the live tickets of the lock in dir for Inspect, first in
+// line first, with Since = the ticket's time.
+func (s *Store) waiting(ctx context.Context, dir string) []core.Holder {
+	q := &queue{dir: dir}
+	c, err := s.checkQueue(ctx, q, DefaultLease, true, false)
+	if err != nil {
+		return nil
+	}
+	var out []core.Holder
+	for i := range c.ahead {
+		if h := c.ahead[i].holder(); h != nil {
+			out = append(out, *h)
+		}
+	}
+	return out
+}
