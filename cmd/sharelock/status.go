@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"sharelock"
@@ -22,8 +23,18 @@ type statusJSON struct {
 	Since               string      `json:"since,omitempty"`
 	HeartbeatAgeSeconds *float64    `json:"heartbeat_age_seconds,omitempty"`
 	DeadProcess         bool        `json:"dead_process,omitempty"`
+	Waiting             []waitJSON  `json:"waiting,omitempty"`
 	Warnings            []string    `json:"warnings,omitempty"`
 	Error               string      `json:"error,omitempty"`
+}
+
+// waitJSON is one process waiting in line (first in line first).
+type waitJSON struct {
+	User  string `json:"user"`
+	Host  string `json:"host"`
+	PID   int    `json:"pid"`
+	App   string `json:"app"`
+	Since string `json:"since,omitempty"` // when it took its ticket (its clock)
 }
 
 type holderJSON struct {
@@ -63,6 +74,9 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		fmt.Fprintln(stdout, describe(info))
+		if line := describeWaiting(info.Waiting, time.Now()); line != "" {
+			fmt.Fprintf(stdout, "  %s\n", line)
+		}
 		for _, w := range info.Warnings {
 			fmt.Fprintf(stdout, "  warning: %s\n", w)
 		}
@@ -80,6 +94,13 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 
 func toJSON(info sharelock.Info) statusJSON {
 	j := statusJSON{Path: info.Path, State: string(info.State), Token: info.Token, Warnings: info.Warnings, DeadProcess: info.DeadProcess}
+	for _, w := range info.Waiting {
+		wj := waitJSON{User: w.User, Host: w.Host, PID: w.PID, App: w.App}
+		if !w.Since.IsZero() {
+			wj.Since = w.Since.UTC().Format(time.RFC3339)
+		}
+		j.Waiting = append(j.Waiting, wj)
+	}
 	if info.State != sharelock.Free && info.Holder != nil {
 		h := info.Holder
 		j.Holder = &holderJSON{User: h.User, Host: h.Host, PID: h.PID, App: h.App}
@@ -149,4 +170,46 @@ func cmdBreak(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: broke the lock held by %s; recorded as token %d with reason %q (by %s)\n", p, who, info.Token, *reason, user)
 	return 0
+}
+
+// describeWaiting renders the wait queue as "2 waiting: bob on PC-3 for
+// 4 min, carol on PC-7 for 1 min" (first in line first), or "" if nobody
+// waits. Durations come from each waiter's own clock (display only).
+func describeWaiting(ws []sharelock.Holder, now time.Time) string {
+	if len(ws) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d waiting: ", len(ws))
+	for i, w := range ws {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		user := w.User
+		if user == "" {
+			user = "an unknown user"
+		}
+		b.WriteString(user)
+		if w.Host != "" {
+			b.WriteString(" on " + w.Host)
+		}
+		if !w.Since.IsZero() {
+			b.WriteString(" for " + ageText(now.Sub(w.Since)))
+		}
+	}
+	return b.String()
+}
+
+// ageText renders a duration the way people say it: "<1 s", "12 s", "4 min", "3 h".
+func ageText(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return "<1 s"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%d s", int(d/time.Second))
+	case d < 2*time.Hour:
+		return fmt.Sprintf("%d min", int(d/time.Minute))
+	default:
+		return fmt.Sprintf("%d h", int(d/time.Hour))
+	}
 }

@@ -187,7 +187,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			// The line moved: find out whether we are at its front.
 			q.dirty = false
 			if c, err := s.checkQueue(ctx, q, req.Lease, false, true); err == nil {
-				q.front = len(c.ahead) == 0
+				q.ahead = len(c.ahead)
 			}
 		}
 		if !req.Wait {
@@ -227,10 +227,10 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		max := s.o.PollMax
 		if s.local(&v) {
 			max = s.o.PollMaxLocal
-			if q.front {
-				// First in line: the lock is ours next, look often
-				// (a local read costs microseconds).
-				max = min(max, frontPollLocal)
+			if q.own != nil {
+				// In line: the nearer the front, the more often we
+				// look (a local read costs microseconds).
+				max = min(max, frontPollLocal*time.Duration(1+q.ahead))
 			}
 		}
 		if poll > max {

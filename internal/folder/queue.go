@@ -30,7 +30,8 @@ const (
 	// free and its mkdir (a read, a listing, the mkdir).
 	graceSlack = 25 * time.Millisecond
 	// frontPollLocal caps the poll interval of the first in line while the
-	// holder runs on this machine.
+	// holder runs on this machine; the k-th in line polls at most every
+	// k times this (a local read costs microseconds).
 	frontPollLocal = 2 * time.Millisecond
 	// maxTicketReads bounds the tickets read per queue check.
 	maxTicketReads = 64
@@ -56,7 +57,7 @@ type queue struct {
 	freeGen uint64            // the free generation we are deferring on
 	since   time.Duration     // mono time we first saw freeGen free
 	sinceOK bool              // since is set (for freeGen)
-	front   bool              // at the last check nobody live was ahead of us
+	ahead   int               // live tickets ahead of ours at the last check (-1: no ticket)
 	dirty   bool              // re-check our place at the next poll
 }
 
@@ -276,10 +277,10 @@ func (s *Store) grace(v *view) time.Duration {
 func (s *Store) deferToQueue(ctx context.Context, q *queue, gen uint64, req core.Request) (bool, queueCheck) {
 	c, err := s.checkQueue(ctx, q, req.Lease, !req.Wait, true)
 	if err != nil || len(c.ahead) == 0 {
-		q.front = q.own != nil
+		q.ahead = 0
 		return false, c
 	}
-	q.front = false
+	q.ahead = len(c.ahead)
 	now := s.mono()
 	if !q.sinceOK || q.freeGen != gen {
 		q.freeGen, q.since, q.sinceOK = gen, now, true
