@@ -268,8 +268,10 @@ func TestKilledTicketHolderCleaned(t *testing.T) {
 	if err := sk.takeTicket(ctx, q, req(db)); err != nil {
 		t.Fatal(err)
 	}
-	close(q.own.stop)                                                                                  // killed: the heartbeat stops, the ticket stays
-	s1 := newStore(t, Options{Self: machine("pc", 101), Liveness: liveness, PollMax: 2 * time.Second}) // grace 2 s
+	// Killed: the heartbeat stops, the ticket stays.
+	close(q.own.stop)
+	// A grace of 2 s: skipping the ticket must not wait for it.
+	s1 := newStore(t, Options{Self: machine("pc", 101), Liveness: liveness, PollMax: 2 * time.Second})
 	done := make(chan time.Time, 1)
 	go func() {
 		r := req(db)
