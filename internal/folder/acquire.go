@@ -127,9 +127,12 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				reason = fmt.Sprintf("no heartbeat for %v (lease %v)", unchanged.Round(time.Millisecond), lease)
 			}
 		}
-		if kind != "" {
-			// Fairness: let a live ticket ahead of us claim first, for up
-			// to a grace period. Safety does not depend on this.
+		if kind == kindAcquire {
+			// Fairness: let a live ticket ahead of us claim a free lock
+			// first, for up to a grace period. Safety does not depend on
+			// this. Takeovers do not wait in line: a holder proven dead
+			// on this machine cannot be proven so by a front on another
+			// machine, and a recovery should not wait for fairness.
 			if wait, c := s.deferToQueue(ctx, q, head, req); wait {
 				if !req.Wait {
 					return nil, s.queueLockedError(req.Path, head, c)
@@ -232,6 +235,8 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				// look (a local read costs microseconds).
 				max = min(max, frontPollLocal*time.Duration(1+q.ahead))
 			}
+		} else if q.own != nil {
+			max = min(max, s.linePoll()*time.Duration(1+q.ahead))
 		}
 		if poll > max {
 			poll = max

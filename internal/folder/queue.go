@@ -116,7 +116,7 @@ func (s *Store) takeTicket(ctx context.Context, q *queue, req core.Request) erro
 		r := req
 		r.Reason = ""
 		rec := s.newRecord(kindWait, n, &r)
-		rec.PollMS = max(s.o.PollMax.Milliseconds(), 1)
+		rec.PollMS = max((2 * s.linePoll()).Milliseconds(), 1)
 		t := &ticket{s: s, n: n, tdir: tdir, body: encodeRecord(&rec), stop: make(chan struct{})}
 		ownerPath := filepath.Join(tdir, ownerName)
 		if err := s.call(ctx, func() error {
@@ -174,6 +174,14 @@ func (t *ticket) remove() {
 	_ = s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil)
 	_ = s.call(bg, func() error { return s.o.FS.Rmdir(filepath.Dir(t.tdir)) }, nil) // ENOTEMPTY: others wait
 }
+
+// linePoll is the longest poll interval of the first in line while the
+// holder runs on another machine: a fifth of PollMax (50 ms by default, so
+// at most 20 reads a second for the one client at the front); the k-th in
+// line polls at most k times this. A ticket declares twice this as its
+// poll_ms (the second in line must notice it became first), from which
+// others derive their grace period.
+func (s *Store) linePoll() time.Duration { return max(s.o.PollMax/5, s.o.PollMin) }
 
 // lookTicket reads ticket n's owner file.
 func (s *Store) lookTicket(ctx context.Context, qd string, n uint64) (view, error) {

@@ -211,7 +211,9 @@ func TestDeadTicketSkippedAfterLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd := newStore(t, Options{Self: machine("gone", 300)})
+	// Its ticket declares a slow poll: deferring to it would take the
+	// longest grace (2 s), so a quick acquire below proves it was skipped.
+	sd := newStore(t, Options{Self: machine("gone", 300), PollMax: 5 * time.Second})
 	q := &queue{dir: LockDir(db)}
 	short := core.Request{Path: db, App: "test", Lease: 100 * time.Millisecond, Heartbeat: 25 * time.Millisecond}
 	if err := sd.takeTicket(ctx, q, short); err != nil {
@@ -220,7 +222,7 @@ func TestDeadTicketSkippedAfterLease(t *testing.T) {
 	dead := q.own.tdir
 	close(q.own.stop) // the waiter's machine went away: no more heartbeats
 
-	s1 := newStore(t, Options{Self: machine("m1", 101), PollMax: 400 * time.Millisecond}) // grace ≥ 1.2 s
+	s1 := newStore(t, Options{Self: machine("m1", 101)})
 	done := make(chan time.Time, 1)
 	go func() {
 		r := req(db)
