@@ -283,6 +283,12 @@ func (s *Store) grace(v *view) time.Duration {
 // ticket for a waiting client that has none yet and is deferring. A failure
 // to read the queue never blocks a claim: the queue is advisory.
 func (s *Store) deferToQueue(ctx context.Context, q *queue, gen uint64, req core.Request) (bool, queueCheck) {
+	if q.own != nil && q.own.gone.Load() {
+		// Our ticket was judged dead and removed while we were paused:
+		// we are no longer in line (a new ticket goes to the end).
+		q.own.remove()
+		q.own = nil
+	}
 	c, err := s.checkQueue(ctx, q, req.Lease, !req.Wait, true)
 	if err != nil || len(c.ahead) == 0 {
 		q.ahead = 0
