@@ -112,6 +112,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		}
 		*last = v
 		kind, reason := "", ""
+		deferred := false // free, but we let a live ticket ahead claim it
 		var broke *view
 		switch {
 		case free || v.free():
@@ -137,7 +138,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				if !req.Wait {
 					return nil, s.queueLockedError(req.Path, head, c)
 				}
-				kind = ""
+				kind, deferred = "", true
 			}
 		}
 		if kind != "" {
@@ -217,8 +218,10 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		// Wait and look again. Every few polls, also probe the next
 		// generation: a holder taken over by someone else never changes
 		// its own file again.
+		// A free generation never changes again: while we defer, what
+		// matters is whether the front claimed the next one.
 		polls++
-		if polls%8 == 0 {
+		if polls%8 == 0 || deferred {
 			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
 				head++
 				*w = watch{}
