@@ -201,12 +201,27 @@ func (h *held) beatOnce(start time.Duration, beat uint64) beatResult {
 	}
 	next := h.rec.Token + 1
 	if _, err := s.o.FS.Lstat(filepath.Join(h.dir, genName(next))); err == nil {
-		v, _ := s.look(context.Background(), h.dir, next)
+		v := h.lookSuccessor()
 		return beatResult{start: start, successor: &v}
 	} else if !isNotExist(err) {
 		return beatResult{start: start, err: err}
 	}
 	return beatResult{start: start}
+}
+
+// lookSuccessor reads the generation after ours, which exists. Its claimant
+// writes the record just after its mkdir, so an unreadable one is read
+// again a few times (for up to ~50 ms) to name who took over.
+func (h *held) lookSuccessor() view {
+	var v view
+	for try := 0; try < 10; try++ {
+		v, _ = h.s.look(context.Background(), h.dir, h.rec.Token+1)
+		if v.own != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return v
 }
 
 // markLost tells waiters, best effort, that this claim ended (the write may
@@ -249,7 +264,7 @@ func (h *held) Release() error {
 			next := filepath.Join(h.dir, genName(h.rec.Token+1))
 			if _, err := s.lstat(context.Background(), next); err == nil {
 				successor = true
-				v, _ := s.look(context.Background(), h.dir, h.rec.Token+1)
+				v := h.lookSuccessor()
 				h.note(beatResult{successor: &v})
 			}
 		}
