@@ -49,6 +49,28 @@ type (
 	Store = core.Store
 	// Clock supplies time (monotonic for leases, wall for display).
 	Clock = core.Clock
+	// Notice is a release request or an idle warning for a holder.
+	Notice = core.Notice
+	// NoticeKind tells what a Notice is about.
+	NoticeKind = core.NoticeKind
+	// RequestResult reports what became of a release request.
+	RequestResult = core.RequestResult
+	// Delivery is the outcome of a release request.
+	Delivery = core.Delivery
+)
+
+// Notice kinds.
+const (
+	NoticeRequest = core.NoticeRequest
+	NoticeIdle    = core.NoticeIdle
+)
+
+// Outcomes of a release request.
+const (
+	Delivered    = core.Delivered
+	NotListening = core.NotListening
+	Unconfirmed  = core.Unconfirmed
+	HandedOn     = core.HandedOn
 )
 
 // States.
@@ -80,6 +102,8 @@ type config struct {
 	heartbeat time.Duration
 	observe   time.Duration
 	history   int
+	idleLimit time.Duration
+	idleGrace time.Duration
 }
 
 // Option configures a call.
@@ -106,6 +130,17 @@ func WithObserve(d time.Duration) Option { return func(c *config) { c.observe = 
 
 // WithHistory makes Inspect return the last n transitions.
 func WithHistory(n int) Option { return func(c *config) { c.history = n } }
+
+// WithIdleRelease opts in to idle release for Acquire and TryAcquire: once
+// the program has not called Lock.Touch for limit while someone waits for
+// the lock (in line, or by RequestRelease), it gets a NoticeIdle on
+// Lock.Notices; if it still does not call Touch within grace (default
+// 1 min), the lock is released for it and Lock.Lost fires with a *LostError
+// whose Idle is set. The program must then stop writing, as for any loss.
+// Checks run at each heartbeat, so each time may be late by one heartbeat.
+func WithIdleRelease(limit, grace time.Duration) Option {
+	return func(c *config) { c.idleLimit, c.idleGrace = limit, grace }
+}
 
 var defaultStore = folder.New(folder.Options{})
 
@@ -147,7 +182,8 @@ func TryAcquire(ctx context.Context, path string, opts ...Option) (*Lock, error)
 
 func acquire(ctx context.Context, path string, wait bool, opts []Option) (*Lock, error) {
 	c := build(opts)
-	l, err := c.store.Acquire(ctx, core.Request{Path: path, App: c.app, Lease: c.lease, Heartbeat: c.heartbeat, Wait: wait})
+	l, err := c.store.Acquire(ctx, core.Request{Path: path, App: c.app, Lease: c.lease, Heartbeat: c.heartbeat, Wait: wait,
+		IdleLimit: c.idleLimit, IdleGrace: c.idleGrace})
 	if err != nil {
 		return nil, err
 	}
@@ -181,6 +217,31 @@ func (l *Lock) Check() error { return l.l.Check() }
 // Release releases the lock. It is idempotent. It returns the *LostError if
 // the lock had been lost meanwhile.
 func (l *Lock) Release() error { return l.l.Release() }
+
+// Notices returns the channel on which the lock delivers release requests
+// (NoticeRequest: someone ran "sharelock request" or called RequestRelease)
+// and idle warnings (NoticeIdle, see WithIdleRelease). Until Notices is
+// first called, requests are answered "not listening" to their senders.
+// The channel is buffered; notices that find it full are dropped. It is
+// never closed: select on Lost as well.
+func (l *Lock) Notices() <-chan Notice { return l.l.Notices() }
+
+// Touch tells the lock the program is active, resetting the idle timer of
+// WithIdleRelease (and cancelling a pending idle release). Cheap: call it on
+// every user action.
+func (l *Lock) Touch() { l.l.Touch() }
+
+// RequestRelease asks the current holder of path to release it, passing
+// message along, and waits for the holder's answer: at most two of its
+// heartbeats plus 2 s (10 s plus 2 s by default), or until ctx ends. The
+// result's Delivery tells whether the holder's program got it (Delivered),
+// its library saw it but the program does not take requests
+// (NotListening), the lock changed hands meanwhile (HandedOn), or no answer
+// came (Unconfirmed). It fails with ErrNotHeld if nobody holds the lock.
+func RequestRelease(ctx context.Context, path, message string, opts ...Option) (RequestResult, error) {
+	c := build(opts)
+	return c.store.RequestRelease(ctx, path, message)
+}
 
 // Inspect reports the state of the lock for path without taking it.
 func Inspect(ctx context.Context, path string, opts ...Option) (Info, error) {

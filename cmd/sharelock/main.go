@@ -1,9 +1,10 @@
 // Command sharelock gives one program at a time exclusive use of a file on a
 // shared folder.
 //
-//	sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] [--dialog] PATH -- COMMAND [ARGS...]
+//	sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] [--dialog] [--idle-release DURATION [--idle-grace DURATION]] PATH -- COMMAND [ARGS...]
 //	sharelock status [--json] [--observe DURATION] PATH...
 //	sharelock break --reason TEXT [--force] PATH
+//	sharelock request [--message TEXT] [--json] [--timeout DURATION] PATH
 //	sharelock doctor [--json] [--lease DURATION] [--peer DIR] [--rounds N] DIR
 //	sharelock ui [--listen ADDR] [--admin-file FILE] [--tls-cert FILE --tls-key FILE] DIR
 //	sharelock ui hash-password [--name NAME]
@@ -31,18 +32,26 @@ const (
 const usage = `sharelock: exclusive use of a file on a shared folder
 
 Usage:
-  sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] [--dialog] PATH -- COMMAND [ARGS...]
+  sharelock run [--wait DURATION] [--lease DURATION] [--app NAME] [--on-lost stop|signal:NAME] [--dialog] [--idle-release DURATION [--idle-grace DURATION]] PATH -- COMMAND [ARGS...]
       Hold the lock for PATH while COMMAND runs. Without --wait, fail at once
-      (exit 75) if someone else holds it. COMMAND gets SHARELOCK_TOKEN (the
-      fencing token) and SHARELOCK_PATH in its environment. --wait on a
-      terminal shows who it waits for. --dialog also shows "in use" and
-      "lock lost" in a native dialog, for programs started from a desktop.
+      (exit 75) if someone else holds it; with it, wait in line. COMMAND gets
+      SHARELOCK_TOKEN (the fencing token) and SHARELOCK_PATH in its
+      environment. --wait on a terminal shows who it waits for. --dialog
+      also shows "in use", "lock lost" and release requests in a native
+      dialog, for programs started from a desktop. --idle-release (opt-in):
+      when COMMAND has been idle that long (no CPU use, PATH unchanged) while
+      someone waits, warn, and after --idle-grace (default 2m) stop it and
+      release the lock (exit 76).
   sharelock status [--json] [--observe DURATION] PATH...
       Show who holds each lock. --observe watches a remote holder's heartbeat
       for up to DURATION to tell a live holder from a stale one.
   sharelock break --reason TEXT [--force] PATH
       End a stale hold (one whose heartbeat stopped for a whole lease, or
       whose process is gone on this machine). --force also ends a live one.
+  sharelock request [--message TEXT] [--json] [--timeout DURATION] PATH
+      Ask the holder of PATH to release it; "sharelock run" shows the
+      request to its user. Exit 0 if it was shown (or the lock was released
+      meanwhile), 1 if not (no answer, or the holder does not take requests).
   sharelock doctor [--json] [--lease DURATION] [--peer DIR] [--rounds N] DIR
       Check whether DIR can hold a safe lock (atomic mkdir, cloud sync, round
       trip, clock, caches vs the lease); exit 1 if it cannot. --peer is the
@@ -77,6 +86,8 @@ func cli(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args[1:], stdout, stderr)
 	case "break":
 		return cmdBreak(args[1:], stdout, stderr)
+	case "request":
+		return cmdRequest(args[1:], stdout, stderr)
 	case "doctor":
 		return cmdDoctor(args[1:], stdout, stderr)
 	case "ui":

@@ -34,6 +34,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	lease := flags.Duration("lease", sharelock.DefaultLease, "lease: others take over after this long without a heartbeat")
 	app := flags.String("app", "", "application name shown to others (default: COMMAND's name)")
 	onLost := flags.String("on-lost", "stop", "when the lock is lost: stop (SIGTERM, then kill after 10s) or signal:NAME (e.g. signal:HUP)")
+	idleRelease := flags.Duration("idle-release", 0, "opt-in: when COMMAND has been idle this long (no CPU use, PATH unchanged) and someone waits, warn, then stop it and release the lock after --idle-grace")
+	idleGrace := flags.Duration("idle-grace", 2*time.Minute, "with --idle-release: how long the warning gives to save and close")
 	withDialog := flags.Bool("dialog", false, "also show \"in use\" and \"lock lost\" in a native dialog (Windows, macOS, Linux with zenity or kdialog); exit after it is closed")
 	if err := flags.Parse(args); err != nil {
 		return exitUsage
@@ -72,7 +74,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	notify(caught, caughtSignals)
 	defer signal.Stop(caught)
 
+	if *idleRelease < 0 || *idleGrace <= 0 {
+		fmt.Fprintln(stderr, "sharelock run: --idle-release must be positive (or 0: off) and --idle-grace positive")
+		return exitUsage
+	}
 	opts := []sharelock.Option{sharelock.WithApp(name), sharelock.WithLease(*lease)}
+	if *idleRelease > 0 {
+		opts = append(opts, sharelock.WithIdleRelease(*idleRelease, *idleGrace))
+	}
 	lock, sig, err := acquireLock(path, *wait, opts, sigs, caught, stderr)
 	if sig != nil {
 		fmt.Fprintf(stderr, "sharelock: %v while waiting for the lock on %s; %s not started\n", sig, path, name)
@@ -121,13 +130,47 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 
 	lost := false
 	lostCh := lock.Lost()
-	var lostDialog *pendingDialog
+	notices := lock.Notices()
+	var lostDialog, noticeDialog *pendingDialog
+	defer func() {
+		if noticeDialog != nil {
+			noticeDialog.cancel()
+		}
+	}()
+	var act *activity
+	var sampleC <-chan time.Time
+	if *idleRelease > 0 {
+		act = newActivity(child, path, stderr)
+		t := time.NewTicker(min(activitySample, *idleRelease/4))
+		defer t.Stop()
+		sampleC = t.C
+	}
 	var werr error
 loop:
 	for {
 		select {
 		case werr = <-waited:
 			break loop
+		case <-sampleC:
+			if act.active() {
+				lock.Touch()
+			}
+		case n := <-notices:
+			var m dialog.Message
+			switch n.Kind {
+			case sharelock.NoticeRequest:
+				m = dialog.Request(n, path, name)
+			case sharelock.NoticeIdle:
+				m = dialog.Idle(n, path, name, *idleRelease, time.Now())
+			default:
+				continue
+			}
+			fmt.Fprintf(stderr, "sharelock: %s\n", strings.ReplaceAll(m.Body, "\n\n", " — "))
+			if *withDialog && (noticeDialog == nil || noticeDialog.ended()) {
+				// One notice dialog at a time; it does not hold up
+				// the command, and closes when sharelock ends.
+				noticeDialog = startDialog(m)
+			}
 		case s := <-sigs:
 			_ = child.Signal(s)
 		case <-caught:
@@ -311,6 +354,17 @@ func startDialog(m dialog.Message) *pendingDialog {
 	d := &pendingDialog{cancel: cancel, done: make(chan error, 1)}
 	go func() { d.done <- dialog.Show(ctx, m) }()
 	return d
+}
+
+// ended reports whether the dialog was closed (or could not be shown).
+func (d *pendingDialog) ended() bool {
+	select {
+	case err := <-d.done:
+		d.done <- err // keep it for wait
+		return true
+	default:
+		return false
+	}
 }
 
 // wait waits until the user closed the dialog; a signal on sigs or caught

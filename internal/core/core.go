@@ -206,6 +206,9 @@ type LostError struct {
 	Path   string
 	Token  uint64
 	Reason string // e.g. "taken over by bob on PC-3 (token 12)", "heartbeat not written for 31s"
+	// Idle is set when the lock was released for an idle holder
+	// (Request.IdleLimit).
+	Idle bool
 }
 
 func (e *LostError) Error() string {
@@ -249,6 +252,72 @@ type Request struct {
 	Heartbeat time.Duration
 	Wait      bool // false: fail at once with a *LockedError if held
 	Reason    string
+	// IdleLimit, if positive, enables idle release: once the holder has
+	// not called Touch for IdleLimit and someone waits for the lock (in
+	// line, or by a release request), it gets a NoticeIdle; if it still
+	// does not call Touch within IdleGrace, the lock is released for it
+	// and lost with a *LostError whose Idle is set.
+	IdleLimit time.Duration
+	IdleGrace time.Duration
+}
+
+// NoticeKind tells what a Notice is about.
+type NoticeKind string
+
+const (
+	// NoticeRequest: someone asks the holder to release the lock
+	// (sharelock request, or RequestRelease).
+	NoticeRequest NoticeKind = "request"
+	// NoticeIdle: the holder has been idle for its idle limit while others
+	// wait; the lock will be released for it at Deadline unless it calls
+	// Touch before then. Save your work and release.
+	NoticeIdle NoticeKind = "idle"
+)
+
+// Notice is something a holder's library tells the holding program.
+type Notice struct {
+	Kind NoticeKind
+	// From is who asks (NoticeRequest) or the first in line (NoticeIdle,
+	// nil if only a request was waiting).
+	From *Holder
+	// Message is the requester's text (may be empty).
+	Message string
+	// At is when the request was made (requester's clock, display only),
+	// or when the idle notice was given.
+	At time.Time
+	// Waiting is how many wait in line (NoticeIdle).
+	Waiting int
+	// Deadline is when the lock will be released (NoticeIdle; this
+	// machine's wall clock).
+	Deadline time.Time
+}
+
+// Delivery is the outcome of a release request.
+type Delivery string
+
+const (
+	// Delivered: the holder's library passed the request to its program,
+	// which takes requests (sharelock run shows them to its user).
+	Delivered Delivery = "delivered"
+	// NotListening: the holder's library saw the request, but its program
+	// does not take requests.
+	NotListening Delivery = "not-listening"
+	// Unconfirmed: no answer in time. The holder may be paused, its share
+	// unreachable, or it runs a sharelock too old to take requests.
+	Unconfirmed Delivery = "unconfirmed"
+	// HandedOn: the lock was released or changed hands before the holder
+	// answered; the request is moot.
+	HandedOn Delivery = "handed-on"
+)
+
+// RequestResult reports what became of a release request.
+type RequestResult struct {
+	Path     string
+	Token    uint64  // the claim the request was addressed to
+	Holder   *Holder // its holder
+	Delivery Delivery
+	// SeenAt is when the holder answered (its clock, display only).
+	SeenAt time.Time
 }
 
 // InspectOptions tunes Inspect.
@@ -273,6 +342,12 @@ type Lease interface {
 	Check() error
 	// Release ends the hold. It is idempotent.
 	Release() error
+	// Notices delivers release requests and idle warnings to the holding
+	// program. A hold whose Notices was never called answers requests
+	// with NotListening. Notices that find the channel full are dropped.
+	Notices() <-chan Notice
+	// Touch tells the lease the program is active (see Request.IdleLimit).
+	Touch()
 }
 
 // Store is a place where locks live: a shared folder or an etcd cluster.
@@ -285,4 +360,8 @@ type Store interface {
 	// History returns every transition of the lock the store still knows,
 	// oldest first, one per token.
 	History(ctx context.Context, path string) ([]Event, error)
+	// RequestRelease asks the current holder of path to release it, with
+	// an optional message, and waits (bounded by ctx and by a few of the
+	// holder's heartbeats) for its answer. ErrNotHeld if nobody holds it.
+	RequestRelease(ctx context.Context, path, message string) (RequestResult, error)
 }

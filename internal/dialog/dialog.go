@@ -28,6 +28,9 @@ var ErrUnavailable = errors.New("no native dialog available")
 type Message struct {
 	Title string
 	Body  string
+	// Warning shows a warning icon instead of the error icon (notices
+	// that ask the user to act, rather than report a failure).
+	Warning bool
 }
 
 // Title of the dialog shown when the file is in use by someone else.
@@ -147,13 +150,21 @@ func sinceText(t, now time.Time) string {
 // not used, so that long paths wrap instead of widening the window past the
 // screen.
 func zenityArgs(m Message) []string {
-	return []string{"--error", "--no-markup", "--title", m.Title, "--text", m.Body}
+	kind := "--error"
+	if m.Warning {
+		kind = "--warning"
+	}
+	return []string{kind, "--no-markup", "--title", m.Title, "--text", m.Body}
 }
 
 // kdialogArgs is the argv (after "kdialog") that shows m. kdialog takes the
 // text as one argument; no shell is involved.
 func kdialogArgs(m Message) []string {
-	return []string{"--title", m.Title, "--error", m.Body}
+	kind := "--error"
+	if m.Warning {
+		kind = "--sorry"
+	}
+	return []string{"--title", m.Title, kind, m.Body}
 }
 
 // osascriptScript shows the run handler's two arguments (title, body) in a
@@ -165,13 +176,24 @@ var osascriptScript = []string{
 	"end run",
 }
 
+// osascriptWarning is osascriptScript with the caution icon.
+var osascriptWarning = []string{
+	"on run argv",
+	`display dialog (item 2 of argv) with title (item 1 of argv) with icon caution buttons {"OK"} default button "OK"`,
+	"end run",
+}
+
 // osascriptArgs is the argv (after "osascript") that shows m: the script as
 // -e lines, then the title and the body as the script's arguments. The
 // title comes first and never starts with "-", so osascript does not take
 // the arguments for options.
 func osascriptArgs(m Message) []string {
 	var a []string
-	for _, line := range osascriptScript {
+	script := osascriptScript
+	if m.Warning {
+		script = osascriptWarning
+	}
+	for _, line := range script {
 		a = append(a, "-e", line)
 	}
 	title := m.Title

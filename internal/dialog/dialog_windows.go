@@ -26,7 +26,10 @@ func show(ctx context.Context, m Message) error {
 	go func() {
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
-		const style = windows.MB_OK | windows.MB_ICONERROR | windows.MB_SETFOREGROUND | windows.MB_TOPMOST
+		style := uint32(windows.MB_OK | windows.MB_ICONERROR | windows.MB_SETFOREGROUND | windows.MB_TOPMOST)
+		if m.Warning {
+			style = windows.MB_OK | windows.MB_ICONWARNING | windows.MB_SETFOREGROUND | windows.MB_TOPMOST
+		}
 		ret, err := windows.MessageBox(0, body, title, style)
 		if ret == 0 {
 			done <- fmt.Errorf("MessageBoxW: %w", err)

@@ -332,7 +332,9 @@ func (s *Store) claim(ctx context.Context, dir string, rec record, evidence time
 		s: s, dir: dir, ownerPath: ownerPath, req: req, rec: rec, body: body,
 		beat: 1, lastOK: t0, checked: t0,
 		lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		notices: make(chan core.Notice, noticeBuffer), reqNext: 1,
 	}
+	h.lastTouch.Store(int64(t0))
 	content := encodeOwner(nil, stHeld, h.beat, s.wallNow(), body)
 	if err := s.call(ctx, func() error { return s.o.FS.CreateExcl(ownerPath, content) }, func(late error) {
 		if late == nil {

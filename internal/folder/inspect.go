@@ -373,8 +373,9 @@ func (s *Store) History(ctx context.Context, path string) ([]core.Event, error) 
 	return out, nil
 }
 
-// removeGen removes one generation directory if it holds nothing but an
-// owner file. It reports false (and removes nothing further) on anything
+// removeGen removes one generation directory (or wait-queue ticket) if it
+// holds nothing but files sharelock creates there: the owner file, release
+// requests and their answers. It reports false (and removes nothing further) on anything
 // unexpected.
 func removeGen(fsys FS, gdir string) bool {
 	fi, err := fsys.Lstat(gdir)
@@ -389,12 +390,21 @@ func removeGen(fsys FS, gdir string) bool {
 		return isNotExist(err)
 	}
 	for _, n := range names {
-		if n != ownerName {
+		if n != ownerName && !isRequestFile(n) {
 			return false // foreign content: never delete what we did not create
 		}
+	}
+	// Release requests and their answers first, the owner file last.
+	slices.SortFunc(names, func(a, b string) int {
+		return cmp.Compare(boolInt(a == ownerName), boolInt(b == ownerName))
+	})
+	for _, n := range names {
 		ofi, err := fsys.Lstat(filepath.Join(gdir, n))
 		if err != nil || !ofi.Mode().IsRegular() {
-			return isNotExist(err)
+			if isNotExist(err) {
+				continue
+			}
+			return false
 		}
 		if err := fsys.Remove(filepath.Join(gdir, n)); err != nil && !isNotExist(err) {
 			return false // e.g. EBUSY on SMB while someone reads it: later
@@ -404,4 +414,11 @@ func removeGen(fsys FS, gdir string) bool {
 		return false
 	}
 	return true
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

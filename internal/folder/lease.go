@@ -36,6 +36,37 @@ type held struct {
 	released atomic.Bool
 	relErr   error
 	relOnce  sync.Once
+
+	// Release requests and idle release (request.go, idle.go).
+	notices   chan core.Notice
+	listening atomic.Bool  // Notices was called
+	lastTouch atomic.Int64 // mono time of the last Touch (or the claim)
+	reqNext   int          // next request number to probe (heartbeat goroutine)
+	reqBad    int          // heartbeats the request reqNext has been unreadable
+	// Owned by run: when the idle notice was given (0: none pending), and
+	// when a request was last seen.
+	idleWarned  time.Duration
+	lastRequest time.Duration
+}
+
+// Notices implements core.Lease.
+func (h *held) Notices() <-chan core.Notice {
+	h.listening.Store(true)
+	return h.notices
+}
+
+// Touch implements core.Lease.
+func (h *held) Touch() { h.lastTouch.Store(int64(h.s.mono())) }
+
+// notify hands n to the program if it listens; a full channel drops it.
+func (h *held) notify(n core.Notice) {
+	if !h.listening.Load() {
+		return
+	}
+	select {
+	case h.notices <- n:
+	default:
+	}
 }
 
 func (h *held) Token() uint64         { return h.rec.Token }
@@ -84,6 +115,9 @@ type beatResult struct {
 	start     time.Duration
 	err       error
 	successor *view
+	requests  []core.Notice
+	checked   bool          // waiting was looked up (idle past the limit)
+	waiting   []core.Holder // live tickets in line, first first
 }
 
 // run is the heartbeat loop. Filesystem calls run in their own goroutine, at
@@ -143,11 +177,17 @@ func (h *held) run() {
 			if !inflight {
 				inflight = true
 				h.beat++
-				go func(start time.Duration, beat uint64) { results <- h.beatOnce(start, beat) }(s.mono(), h.beat)
+				idle := h.idleFor() >= h.req.IdleLimit && h.req.IdleLimit > 0
+				go func(start time.Duration, beat uint64) { results <- h.beatOnce(start, beat, idle) }(s.mono(), h.beat)
 			}
 		case r := <-results:
 			inflight = false
 			if h.note(r) {
+				return
+			}
+			if h.idleCheck(r) {
+				leave()
+				h.rewriteAfterPending(stReleased)
 				return
 			}
 			watchdog.Reset(max(untilLimit(), 0))
@@ -164,6 +204,10 @@ func (h *held) run() {
 
 // note records a heartbeat result. It reports whether the lock is lost.
 func (h *held) note(r beatResult) bool {
+	for _, n := range r.requests {
+		h.lastRequest = h.s.mono()
+		h.notify(n)
+	}
 	switch {
 	case r.successor != nil:
 		who := "another process"
@@ -189,7 +233,7 @@ func (h *held) note(r beatResult) bool {
 
 // beatOnce rewrites the owner file with the next beat and checks that no
 // successor generation exists.
-func (h *held) beatOnce(start time.Duration, beat uint64) beatResult {
+func (h *held) beatOnce(start time.Duration, beat uint64, checkWaiting bool) beatResult {
 	s := h.s
 	content := encodeOwner(nil, stHeld, beat, s.wallNow(), h.body)
 	err := s.o.FS.Overwrite(h.ownerPath, content)
@@ -206,7 +250,12 @@ func (h *held) beatOnce(start time.Duration, beat uint64) beatResult {
 	} else if !isNotExist(err) {
 		return beatResult{start: start, err: err}
 	}
-	return beatResult{start: start}
+	r := beatResult{start: start, requests: h.pollRequests()}
+	if checkWaiting {
+		r.checked = true
+		r.waiting = s.waiting(context.Background(), h.dir)
+	}
+	return r
 }
 
 // lookSuccessor reads the generation after ours, which exists. Its claimant
