@@ -202,3 +202,37 @@ func ExampleLock_Lost() {
 	// Output:
 	// safe to write with token 1
 }
+
+// A holder listens for release requests; a colleague asks for the database.
+func ExampleRequestRelease() {
+	dir := exampleDir()
+	defer os.RemoveAll(dir)
+	db := filepath.Join(dir, "wems.db")
+	ctx := context.Background()
+
+	alice, err := sharelock.Acquire(ctx, db, sharelock.WithApp("wems.exe"),
+		sharelock.WithStore(otherMachine("alice", "FRONTDESK-PC")),
+		sharelock.WithLease(4*time.Second), sharelock.WithHeartbeat(200*time.Millisecond))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer alice.Release()
+	notices := alice.Notices() // from now on requests are delivered
+
+	// Bob, on another PC, asks for it.
+	res, err := sharelock.RequestRelease(ctx, db, "need to print payroll",
+		sharelock.WithStore(otherMachine("bob", "PC-3")))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("bob's request:", res.Delivery, "to", res.Holder.User)
+
+	// Alice's program shows it to her.
+	n := <-notices
+	fmt.Printf("alice sees: %s on %s asks: %q\n", n.From.User, n.From.Host, n.Message)
+	// Output:
+	// bob's request: delivered to alice
+	// alice sees: bob on PC-3 asks: "need to print payroll"
+}
