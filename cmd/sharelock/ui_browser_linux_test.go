@@ -240,12 +240,22 @@ func TestUIBrowser(t *testing.T) {
 	if user := h1Holder(t, db); !strings.Contains(txt, user) {
 		t.Fatalf("row %q does not name the holder %q", txt, user)
 	}
-	// Released: shown free.
+	// Someone waits in line: the list counts them, the detail view names
+	// them.
+	waiter := startCLI(t, "run", "--wait", "60s", "--app", "report.exe", db, "--", "true")
+	p.waitJS("the waiter counted", `/1 waiting/.test(`+rowText(name)+`)`, 5*time.Second)
+	p.do(chromedp.Navigate(url + "#/lock/" + name))
+	p.waitJS("the waiter named", `/on .*\(report\.exe\).*waiting since/.test((document.getElementById("waiting")||{}).innerText||"")`, 5*time.Second)
+	p.do(chromedp.Navigate(url + "#/"))
+	// Released: the waiter takes it, then it is shown free.
 	if err := os.WriteFile(stop1, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if r := h1.wait(time.Minute); r.code != 0 {
 		t.Fatalf("holder: %v", r)
+	}
+	if r := waiter.wait(time.Minute); r.code != 0 {
+		t.Fatalf("waiter: %v", r)
 	}
 	p.waitJS("the lock free after release", rowState(name)+` === "free"`, 2*time.Second)
 
@@ -361,7 +371,7 @@ func TestUIBrowser(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
 		t.Fatalf("stats: %v", r)
 	}
-	if st.Acquisitions != 9 || st.CrashesRecovered != 1 || st.ForcedReleases != 2 {
+	if st.Acquisitions != 10 || st.CrashesRecovered != 1 || st.ForcedReleases != 2 {
 		t.Fatalf("stats: %+v\n%s", st, r.stdout)
 	}
 	// Without an admin file the page says it is read-only and offers no login.

@@ -35,6 +35,9 @@ type Lock struct {
 	StaleReason string   `json:"stale_reason,omitempty"`
 	Warnings    []string `json:"warnings,omitempty"`
 	Error       string   `json:"error,omitempty"`
+	// Waiting lists who waits in line, first in line first (Since: when
+	// each took its place, its own clock).
+	Waiting []WaiterJSON `json:"waiting,omitempty"`
 	// Checked is when the state was last read successfully.
 	Checked time.Time `json:"checked"`
 }
@@ -47,6 +50,15 @@ type HolderJSON struct {
 	App          string    `json:"app"`
 	Since        time.Time `json:"since"`
 	LeaseSeconds float64   `json:"lease_seconds"`
+}
+
+// WaiterJSON is one process waiting in line for a lock.
+type WaiterJSON struct {
+	User  string    `json:"user"`
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	App   string    `json:"app"`
+	Since time.Time `json:"since"`
 }
 
 // Snapshot is the state of every lock under the folder, as of one poll.
@@ -381,6 +393,9 @@ func (w *Watcher) inspect(ctx context.Context, name string) (out Lock, timedOut 
 	now := time.Now()
 	out.Checked = now
 	out.State, out.Token, out.Warnings = string(info.State), info.Token, info.Warnings
+	for _, wt := range info.Waiting {
+		out.Waiting = append(out.Waiting, WaiterJSON{User: wt.User, Host: wt.Host, PID: wt.PID, App: wt.App, Since: wt.Since})
+	}
 	if info.State == sharelock.Free || info.Holder == nil {
 		if info.State != sharelock.Free && info.Holder == nil {
 			out.Holder = &HolderJSON{User: "(unknown)"}

@@ -175,7 +175,8 @@ function lockRow(l, admin) {
     h("td", {}, ho ? ho.app : ""),
     h("td", { class: "muted nowrap" }, ho ? when(ho.since) : ""),
     h("td", { class: "muted nowrap", "data-age": l.last_seen || "" }, ho ? heartbeatText(l) : ""),
-    h("td", { class: "mono" }, l.token || "—"),
+    h("td", { class: "mono" }, l.token || "—",
+      l.waiting && l.waiting.length ? h("div", { class: "muted waiting-count" }, l.waiting.length + " waiting") : null),
     h("td", {}, admin && ho ? h("button", { class: "btn small danger release-btn", "data-name": l.name,
       onclick: (e) => { e.stopPropagation(); releaseDialog(l); } }, "Release lock") : null));
 }
@@ -230,8 +231,12 @@ function renderDetail(name) {
     h("div", { class: "body" },
       h("div", { class: "token", id: "token" }, l.token || "—"),
       h("p", { class: "muted" }, "Strictly increasing with every acquisition, takeover and release by an administrator."),
-      h("h3", { style: undefined }, "Waiting"),
-      h("p", { class: "muted" }, "Waiters are not recorded on disk yet; they will appear here once the wait queue lands.")));
+      h("h3", { style: undefined }, "Waiting in line"),
+      l.waiting && l.waiting.length
+        ? h("ol", { id: "waiting" }, l.waiting.map((w) =>
+          h("li", {}, w.user + " on " + w.host, w.app ? h("span", { class: "muted" }, " (" + w.app + ")") : null,
+            h("span", { class: "muted" }, " — waiting since " + when(w.since)))))
+        : h("p", { class: "muted", id: "waiting" }, "Nobody is waiting.")));
   const kids = [back,
     h("div", { class: "title-row" }, h("h1", { id: "detail-name" }, l.name), badge(l.state, true),
       l.state === "stale" ? h("span", { class: "stale-note" }, "holder not seen for " + heartbeatText(l).replace(" ago", "")) : null),
