@@ -7,6 +7,7 @@
 //
 //	go run ./bench/peers            # full run, about 5 minutes
 //	go run ./bench/peers -quick     # smoke test: tmpfs only, short windows
+//	go run ./bench/peers -run-only -fs tmpfs -runs 500   # only `sharelock run` vs flock(1)
 //
 // Every contender is a separate process (the driver runs itself again with
 // -worker, or node/contender.js) that stamps its log with CLOCK_MONOTONIC,
@@ -76,6 +77,7 @@ type config struct {
 	takeovers   int
 	plTakeover  int // takeovers of proper-lockfile (each waits out its stale threshold)
 	runs        int
+	runOnly     bool // only the `sharelock run` vs flock(1) row
 	roundTrips  bool
 	ext4Dir     string
 	jsonPath    string
@@ -102,6 +104,8 @@ func main() {
 	ext4Dir := flag.String("ext4-dir", "/var/tmp", "a directory on ext4 (a local disk)")
 	rt := flag.Bool("roundtrips", true, "count FUSE requests per operation through faultfs (needs root and /dev/fuse)")
 	jsonPath := flag.String("json", "", "also write the report as JSON to this file")
+	runs := flag.Int("runs", 0, "invocations of each command for the `sharelock run` vs flock(1) row (default 100; -quick 10)")
+	runOnly := flag.Bool("run-only", false, "measure only the `sharelock run` vs flock(1) row (no contenders, no Node, no round trips)")
 	flag.Parse()
 
 	if *worker != "" {
@@ -123,6 +127,12 @@ func main() {
 	}
 	if *dur > 0 {
 		cfg.handoffDur = *dur
+	}
+	if *runs > 0 {
+		cfg.runs = *runs
+	}
+	if *runOnly {
+		cfg.runOnly, cfg.roundTrips = true, false
 	}
 	if *fsList != "" {
 		cfg.filesystems = strings.Split(*fsList, ",")
@@ -264,31 +274,13 @@ func setup(cfg config) (*driver, error) {
 	if dir := os.Getenv("SHARELOCK_PEERS_SRC"); dir != "" {
 		srcDir = dir
 	}
-	nodeDir := filepath.Join(srcDir, "node")
-	d.script = filepath.Join(nodeDir, "contender.js")
-	if _, err := os.Stat(d.script); err != nil {
-		return nil, fmt.Errorf("the Node contender: %w (set SHARELOCK_PEERS_SRC to bench/peers)", err)
+	if err := d.findCommands(); err != nil {
+		return nil, err
 	}
-	if d.node, err = exec.LookPath("node"); err != nil {
-		return nil, fmt.Errorf("node is needed for proper-lockfile (Debian: apt-get install nodejs npm, or scripts/deps.sh): %w", err)
-	}
-	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "proper-lockfile")); err != nil {
-		npm, err := exec.LookPath("npm")
-		if err != nil {
-			return nil, fmt.Errorf("npm is needed to install proper-lockfile (Debian: apt-get install npm, or scripts/deps.sh): %w", err)
+	if !cfg.runOnly {
+		if err := d.setupNode(srcDir); err != nil {
+			return nil, err
 		}
-		logf("installing proper-lockfile: npm ci in %s", nodeDir)
-		c := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-		c.Dir = nodeDir
-		if out, err := c.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("npm ci in %s: %w\n%s", nodeDir, err, out)
-		}
-	}
-	if d.flock1, err = exec.LookPath("flock"); err != nil {
-		return nil, fmt.Errorf("flock(1) (util-linux) is needed: %w", err)
-	}
-	if d.truePath, err = exec.LookPath("true"); err != nil {
-		return nil, fmt.Errorf("true(1) is needed: %w", err)
 	}
 	if d.tmp, err = os.MkdirTemp("", "sharelock-peers-"); err != nil {
 		return nil, fmt.Errorf("temporary directory: %w", err)
@@ -298,7 +290,14 @@ func setup(cfg config) (*driver, error) {
 	if g := os.Getenv("GO"); g != "" {
 		goCmd = g
 	}
-	logf("building cmd/sharelock")
+	// Built as `go build` does by default; CGO_ENABLED and the other go
+	// environment variables of the driver apply (CGO_ENABLED=0 go run
+	// ./bench/peers measures a static, cgo-free binary).
+	cgo := os.Getenv("CGO_ENABLED")
+	if cgo == "" {
+		cgo = "go's default"
+	}
+	logf("building cmd/sharelock (CGO_ENABLED: %s)", cgo)
 	c := exec.Command(goCmd, "build", "-o", d.shlBin, "sharelock/cmd/sharelock")
 	c.Dir = srcDir
 	if out, err := c.CombinedOutput(); err != nil {
@@ -306,6 +305,44 @@ func setup(cfg config) (*driver, error) {
 		return nil, fmt.Errorf("go build sharelock/cmd/sharelock: %w\n%s", err, out)
 	}
 	return d, nil
+}
+
+// setupNode finds node and installs proper-lockfile if needed.
+func (d *driver) setupNode(srcDir string) error {
+	var err error
+	nodeDir := filepath.Join(srcDir, "node")
+	d.script = filepath.Join(nodeDir, "contender.js")
+	if _, err := os.Stat(d.script); err != nil {
+		return fmt.Errorf("the Node contender: %w (set SHARELOCK_PEERS_SRC to bench/peers)", err)
+	}
+	if d.node, err = exec.LookPath("node"); err != nil {
+		return fmt.Errorf("node is needed for proper-lockfile (Debian: apt-get install nodejs npm, or scripts/deps.sh): %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "proper-lockfile")); err != nil {
+		npm, err := exec.LookPath("npm")
+		if err != nil {
+			return fmt.Errorf("npm is needed to install proper-lockfile (Debian: apt-get install npm, or scripts/deps.sh): %w", err)
+		}
+		logf("installing proper-lockfile: npm ci in %s", nodeDir)
+		c := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+		c.Dir = nodeDir
+		if out, err := c.CombinedOutput(); err != nil {
+			return fmt.Errorf("npm ci in %s: %w\n%s", nodeDir, err, out)
+		}
+	}
+	return nil
+}
+
+// findCommands finds flock(1) and true(1).
+func (d *driver) findCommands() error {
+	var err error
+	if d.flock1, err = exec.LookPath("flock"); err != nil {
+		return fmt.Errorf("flock(1) (util-linux) is needed: %w", err)
+	}
+	if d.truePath, err = exec.LookPath("true"); err != nil {
+		return fmt.Errorf("true(1) is needed: %w", err)
+	}
+	return nil
 }
 
 // command starts a contender of tool.
@@ -391,6 +428,9 @@ func (d *driver) filesystem(name string) (*FSResult, error) {
 	logf("%s: %s (%s)", name, base, res.Type)
 	var errs []error
 	for _, tool := range allTools {
+		if d.cfg.runOnly {
+			break
+		}
 		if err := d.tool(res, base, tool); err != nil {
 			errs = append(errs, fmt.Errorf("%s, %s: %w", name, tool, err))
 		}
@@ -802,6 +842,9 @@ func markdown(rep *Report) string {
 	p("A ratio is sharelock's figure ÷ the peer's (above 1: sharelock's is larger).\n\n")
 	peers := []string{toolFlock, toolPL}
 	for _, fs := range rep.FS {
+		if len(fs.CycleUS) == 0 && len(fs.Handoff) == 0 && len(fs.Takeover) == 0 {
+			continue // -run-only
+		}
 		p("### %s (`%s`, %s)\n\n", fs.Name, fs.Dir, fs.Type)
 		p("| figure | sharelock | gofrs/flock | proper-lockfile | goal (issue 6) |\n|---|---|---|---|---|\n")
 		row := func(name, goal string, cell func(tool string) (string, float64, bool)) {
