@@ -11,6 +11,7 @@ all: build
 # (docs/benchmarks.md). User names then come from /etc/passwd or $USER.
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/sharelock ./cmd/sharelock
+	CGO_ENABLED=0 $(GO) build -o bin/sharelock-fence ./cmd/sharelock-fence
 
 # Everything CI checks. As root it first installs what the suites need.
 test: deps check cross wine unit chaos fuzz
@@ -35,6 +36,8 @@ cross:
 	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/sharelock
 	GOOS=darwin GOARCH=arm64 $(GO) build -o /dev/null ./cmd/sharelock
 	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -o /dev/null ./cmd/sharelock
+	GOOS=windows GOARCH=amd64 $(GO) build -o /dev/null ./cmd/sharelock-fence
+	CGO_ENABLED=0 GOOS=linux GOARCH=amd64 $(GO) build -o /dev/null ./cmd/sharelock-fence
 
 # The Windows tests (cross-compiled, run under wine64 by scripts/wine/): the
 # library, the folder protocol, ident, proc and the CLI, including several
