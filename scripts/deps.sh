@@ -30,6 +30,10 @@
 #                       driven by chromedp) and docs/dashboard-*.png
 #   nodejs, npm         proper-lockfile, the npm peer of the side-by-side benchmark
 #                       (bench/peers: make bench-peers)
+#   etcd-server         etcd: the internal/etcd tests start private single-node and
+#                       3-member clusters on loopback ports (the package's own
+#                       service is not started: see policy-rc.d below)
+#   etcd-client         etcdctl: to look at a test cluster's keys by hand
 set -euo pipefail
 
 # have NAME: NAME is a program on PATH or in an sbin directory (a non-login
@@ -65,6 +69,8 @@ have tmux || add tmux
 have chromium || add chromium
 have node || add nodejs
 have npm || add npm
+have etcd || add etcd-server
+have etcdctl || add etcd-client
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
