@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"sharelock/internal/core"
@@ -92,12 +93,53 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		}
 	}()
 
+	// Polling. Each wait is jittered to [1/2, 3/2) of the interval, which
+	// starts at PollMin and grows ×1.5 per poll up to a cap; it starts over
+	// from PollMin whenever the head moves (and, outside the relaxed case
+	// below, on a wake-up). One poll is one read of the head's owner file;
+	// every 8th poll also lstats head+1. Round trips per waiter per second
+	// at worst (every wait at half the cap), defaults (PollMin 1 ms,
+	// PollMax 250 ms, so linePoll 50 ms), holder on ANOTHER machine (no
+	// wake-ups can come from its changes):
+	//   - the front of the line (cap 50 ms): 40 polls = 45 round trips
+	//     (22.5 on average);
+	//   - the k-th in line (cap min(k×50 ms, 250 ms)): 45/k round trips,
+	//     9 from k = 5 on (half on average);
+	//   - a waiter without a ticket (cap 250 ms): 9 (4.5 on average);
+	// plus, for all: about 10 polls of ramp-up (1, 1.5, 2.25 ... ms) each
+	// time the interval starts over, i.e. once per generation claimed; a
+	// queue check (1 listing + 1 read per live ticket ahead, at most 64)
+	// each time the head moves or a ticket ahead leaves; 1 ticket write per
+	// Heartbeat (0.2/s); and while deferring to a live ticket ahead on a
+	// free lock (at most its grace, 325 ms by default), a queue check and
+	// an lstat of head+1 at every poll: 40/k × (k+2) round trips per
+	// second at worst for the k-th. Wake-ups (wake_linux.go) add at most
+	// one look (with a probe of head+1 or a queue check when that is what
+	// changed) per batch of changes made through this machine's kernel:
+	// for the front, 2 per write of the head's owner file (heartbeat,
+	// release) and 1 per new generation or ticket ahead leaving; behind
+	// it, the latter two only.
 	poll := s.o.PollMin
 	polls, walked := 0, 0
 	var tryUntil time.Duration // no-wait: how long we may watch a suspicious holder
+	// Wake-ups (wake_linux.go): created once we first have to wait, so an
+	// uncontended acquire never pays for them. Hints only: we poll anyway.
+	var wk *waker
+	wkTried := false
+	defer func() { wk.Close() }()
+	probeNext := false // woken by a newer generation: follow it first
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if probeNext {
+			probeNext = false
+			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
+				head++
+				*w = watch{}
+				q.dirty = true
+				poll = s.restartPoll(q)
+			}
 		}
 		var v view
 		free := knownFree
@@ -139,6 +181,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 					return nil, s.queueLockedError(req.Path, head, c)
 				}
 				kind, deferred = "", true
+				q.dirty = false // just checked (a ticket taken meanwhile changes nothing ahead)
 			}
 		}
 		if kind != "" {
@@ -176,7 +219,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			}
 			*w = watch{}
 			q.dirty = true
-			poll = s.o.PollMin
+			poll = s.restartPoll(q)
 			continue
 		}
 		if req.Wait && (q.own == nil || q.own.gone.Load()) && !free && !v.free() {
@@ -191,7 +234,10 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			// The line moved: find out whether we are at its front.
 			q.dirty = false
 			if c, err := s.checkQueue(ctx, q, req.Lease, false, true); err == nil {
-				q.ahead = len(c.ahead)
+				q.ahead = 0
+				if len(c.ahead) > 0 {
+					q.ahead = max(c.position, 1)
+				}
 			}
 		}
 		if !req.Wait {
@@ -226,22 +272,74 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				head++
 				*w = watch{}
 				q.dirty = true
-				poll = s.o.PollMin
+				poll = s.restartPoll(q)
 				continue
 			}
 		}
+		// Wake-ups: the lock directory is watched for newer generations,
+		// the queue for tickets ahead of ours leaving, and the head's
+		// directory (release, heartbeats) only by the front of the line
+		// (or a waiter without a ticket), so that a release wakes one
+		// waiter, not the whole line.
+		front := q.own == nil || q.ahead == 0
+		if !wkTried {
+			wkTried = true
+			if s.wakeable() && s.call(ctx, func() error {
+				if !localFS(dir) {
+					return errNotLocal
+				}
+				return nil
+			}, nil) == nil {
+				wk = s.openWaker(ctx, dir)
+			}
+		}
+		var ticketNo uint64
+		if q.own != nil && !q.own.gone.Load() {
+			ticketNo = q.own.n
+		}
+		added := false
+		if wk.needs(head, front, ticketNo) {
+			// Adding a watch looks the path up: on a stalled share that
+			// can hang like any call, so it is bounded like one. A waker
+			// whose call did not return is given up (closed when it does).
+			stuck := wk
+			if added, err = callv(s, ctx, func() (bool, error) { return stuck.follow(head, front, ticketNo), nil }, func(error) { stuck.Close() }); err != nil {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				wk = nil
+			}
+		}
+		if added && front {
+			// A new watch: look once more before sleeping, since a change
+			// between our last look and the watch gave no event.
+			continue
+		}
 		max := s.o.PollMax
-		if s.local(&v) {
+		local := s.local(&v)
+		// Behind the front of the line, with a healthy waker and the
+		// holder on this machine, wake-ups report what we wait for (the
+		// front's claim, a ticket ahead of ours leaving): we poll at
+		// PollMaxLocal only, as a fallback, and not harder after each
+		// change, so that the line does not crowd the CPU at every
+		// handoff. Right after new watches, the next look comes after
+		// PollMin instead (a change just before them gave no event; not
+		// at once, so as not to crowd a handoff in progress).
+		relaxed := local && !front && wk.healthy() && !added
+		if local {
 			max = s.o.PollMaxLocal
-			if q.own != nil {
+			if q.own != nil && !relaxed {
 				// In line: the nearer the front, the more often we
 				// look (a local read costs microseconds).
-				max = min(max, frontPollLocal*time.Duration(1+q.ahead))
+				max = min(max, s.frontPollLocal()*time.Duration(1+q.ahead))
 			}
 		} else if q.own != nil {
 			max = min(max, s.linePoll()*time.Duration(1+q.ahead))
 		}
-		if poll > max {
+		switch {
+		case added:
+			poll = s.o.PollMin
+		case poll > max || relaxed:
 			poll = max
 		}
 		t := time.NewTimer(jitter(poll))
@@ -250,6 +348,19 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			t.Stop()
 			return nil, ctx.Err() // Acquire names the holder
 		case <-t.C:
+		case <-wk.C():
+			// Something changed through this machine's kernel: look again
+			// at once (and poll from the start, unless relaxed).
+			t.Stop()
+			ev := wk.take()
+			if ev&wakeQueue != 0 {
+				q.dirty = true
+			}
+			if ev&wakeHead != 0 {
+				probeNext = true
+			}
+			poll = s.o.PollMin
+			continue
 		}
 		poll = poll * 3 / 2
 		if poll < s.o.PollMin {
@@ -257,6 +368,69 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		}
 	}
 }
+
+// openWaker returns a waker for dir, or nil. Its first watch looks the path
+// up, which can hang on a stalled share like any call: it is bounded like
+// one, and a waker that comes too late is closed.
+func (s *Store) openWaker(ctx context.Context, dir string) *waker {
+	var mu sync.Mutex
+	abandoned := false
+	var made *waker
+	w, err := callv(s, ctx, func() (*waker, error) {
+		w := newWaker(dir)
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			w.Close()
+			return nil, nil
+		}
+		made = w
+		return w, nil
+	}, nil)
+	if err != nil {
+		mu.Lock()
+		abandoned = true
+		made.Close()
+		mu.Unlock()
+		return nil
+	}
+	return w
+}
+
+// errNotLocal: the lock directory is on a share (no wake-ups there).
+var errNotLocal = errors.New("not a local filesystem")
+
+// wakeable reports whether waiters may use wake-ups (wake_linux.go): only
+// on the operating system's filesystem, where our paths are this kernel's,
+// and (checked by the caller, localFS) only on a local one: on a share
+// inotify sees only this client's changes. Another FS (a client library
+// for a share, a test double) polls only.
+func (s *Store) wakeable() bool {
+	switch s.o.FS.(type) {
+	case OSFS, *OSFS:
+		return true
+	}
+	return false
+}
+
+// restartPoll is the poll interval after the head moved: PollMin for the
+// front of the line (or a waiter without a ticket), which races for the next
+// free generation; linePoll behind it (capped by the usual limits), since a
+// new generation is held for a while and the k-th in line does not need to
+// ramp up from 1 ms — on a share that ramp cost each waiter about ten round
+// trips per handoff.
+func (s *Store) restartPoll(q *queue) time.Duration {
+	if q.own == nil || q.ahead == 0 {
+		return s.o.PollMin
+	}
+	return s.linePoll()
+}
+
+// frontPollLocal returns the longest poll interval of the first in line while
+// the holder runs on this machine: a tenth of PollMaxLocal (the constant
+// frontPollLocal, 2 ms, with the default 20 ms), at least PollMin; the k-th
+// in line polls at most k times this (only without a healthy waker).
+func (s *Store) frontPollLocal() time.Duration { return max(s.o.PollMaxLocal/10, s.o.PollMin) }
 
 func (s *Store) exists(ctx context.Context, name string) bool {
 	err := s.call(ctx, func() error {
