@@ -74,6 +74,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 	var head uint64
 	var evidence time.Duration
 	knownFree := false
+	noQueue := false
 	if ok && s.mono()-h.evidence < s.o.GCMinAge/4 {
 		head, evidence, knownFree = h.gen, h.evidence, h.released
 	} else {
@@ -82,11 +83,15 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			return nil, err
 		}
 		head, evidence = l.max(), l.evidence
+		noQueue = !l.queue
 	}
 
 	// The advisory wait queue: our ticket (if we took one) is removed
-	// whatever happens, after a claim or when we give up.
-	q := &queue{dir: dir}
+	// whatever happens, after a claim or when we give up. The listing we
+	// just made tells whether q/ exists: if not, our first queue check is
+	// skipped (one round trip less for a new process; a listing from a
+	// stale cache can only make us unfair, never unsafe).
+	q := &queue{dir: dir, none: noQueue}
 	defer func() {
 		if q.own != nil {
 			q.own.remove()
@@ -153,6 +158,9 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			}
 		}
 		*last = v
+		if !free && !v.free() {
+			q.none = false // only a claim right after our listing may skip the check
+		}
 		kind, reason := "", ""
 		deferred := false // free, but we let a live ticket ahead claim it
 		var broke *view

@@ -55,6 +55,7 @@ type queue struct {
 	sinceOK bool              // since is set (for freeGen)
 	ahead   int               // live tickets ahead of ours at the last check (-1: no ticket)
 	dirty   bool              // re-check our place at the next poll
+	none    bool              // a fresh listing showed no q/: skip the first check
 }
 
 // queueCheck is the result of judging the tickets ahead of us.
@@ -219,6 +220,10 @@ func (s *Store) lookTicket(ctx context.Context, qd string, n uint64) (view, erro
 // one listing and about one read instead of one read per ticket ahead.
 func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, quick, clean bool) (queueCheck, error) {
 	var out queueCheck
+	if q.none {
+		q.none = false
+		return out, nil
+	}
 	qd := queueDir(q.dir)
 	names, err := callv(s, ctx, func() ([]string, error) { return s.o.FS.ReadDirNames(qd) }, nil)
 	if isNotExist(err) {

@@ -234,6 +234,7 @@ func (s *Store) readOwner(ctx context.Context, dir string, g uint64) (raw []byte
 type listing struct {
 	gens     []uint64 // ascending
 	warnings []string
+	queue    bool // the wait queue q/ exists
 	evidence time.Duration // mono time at which no newer generation than max existed
 }
 
@@ -272,7 +273,11 @@ func (s *Store) scan(ctx context.Context, dir string, create bool) (*listing, er
 			l.gens = append(l.gens, g)
 			continue
 		}
-		if n == auditName || n == historyName || n == queueName {
+		if n == queueName {
+			l.queue = true
+			continue
+		}
+		if n == auditName || n == historyName {
 			continue
 		}
 		l.warnings = append(l.warnings, fmt.Sprintf("foreign entry %q in %s: sharelock ignores it and never deletes it", n, dir))
