@@ -41,8 +41,8 @@ func (c *callFS) ReadDirNames(name string) ([]string, error) {
 	return c.OSFS.ReadDirNames(name)
 }
 func (c *callFS) Lstat(name string) (fs.FileInfo, error) { c.n.Add(1); return c.OSFS.Lstat(name) }
-func (c *callFS) Remove(name string) error                { c.n.Add(1); return c.OSFS.Remove(name) }
-func (c *callFS) Rmdir(name string) error                 { c.n.Add(1); return c.OSFS.Rmdir(name) }
+func (c *callFS) Remove(name string) error               { c.n.Add(1); return c.OSFS.Remove(name) }
+func (c *callFS) Rmdir(name string) error                { c.n.Add(1); return c.OSFS.Rmdir(name) }
 
 // TestProtocolCalls counts the round trips of each uncontended operation
 // (docs/benchmarks.md) and keeps them from growing unnoticed.

@@ -234,7 +234,7 @@ func (s *Store) readOwner(ctx context.Context, dir string, g uint64) (raw []byte
 type listing struct {
 	gens     []uint64 // ascending
 	warnings []string
-	queue    bool // the wait queue q/ exists
+	queue    bool          // the wait queue q/ exists
 	evidence time.Duration // mono time at which no newer generation than max existed
 }
 
