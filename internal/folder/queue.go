@@ -42,7 +42,8 @@ type ticket struct {
 	tdir string
 	body []byte
 	stop chan struct{}
-	gone atomic.Bool // the ticket file vanished (removed as dead while we paused)
+	done chan struct{} // closed when the heartbeat goroutine has returned
+	gone atomic.Bool   // the ticket file vanished (removed as dead while we paused)
 }
 
 // queue is a waiter's view of the wait queue while one Acquire runs.
@@ -117,11 +118,12 @@ func (s *Store) takeTicket(ctx context.Context, q *queue, req core.Request) erro
 		r.Reason = ""
 		rec := s.newRecord(kindWait, n, &r)
 		rec.PollMS = max((2 * s.linePoll()).Milliseconds(), 1)
-		t := &ticket{s: s, n: n, tdir: tdir, body: encodeRecord(&rec), stop: make(chan struct{})}
+		t := &ticket{s: s, n: n, tdir: tdir, body: encodeRecord(&rec), stop: make(chan struct{}), done: make(chan struct{})}
 		ownerPath := filepath.Join(tdir, ownerName)
 		if err := s.call(ctx, func() error {
 			return s.o.FS.CreateExcl(ownerPath, encodeOwner(nil, stWaiting, 1, s.wallNow(), t.body))
 		}, nil); err != nil {
+			close(t.done) // no heartbeat was started
 			t.remove()
 			return pathErr("write ticket", ownerPath, err)
 		}
@@ -136,6 +138,7 @@ func (s *Store) takeTicket(ctx context.Context, q *queue, req core.Request) erro
 // length, no create) every heartbeat until remove. If the file is gone
 // (judged dead and removed while we were paused), it stops and sets gone.
 func (t *ticket) run(every time.Duration) {
+	defer close(t.done)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	beat := uint64(1)
@@ -169,6 +172,16 @@ func (t *ticket) remove() {
 		close(t.stop)
 	}
 	s := t.s
+	// Let a heartbeat write in flight finish first: removing a file that is
+	// open makes sshfs rename it to .fuse_hidden*, which then keeps the
+	// ticket directory (and a phantom place in line) forever. Bounded: a
+	// write hanging on a stalled share does not hold us up for long.
+	if t.done != nil {
+		select {
+		case <-t.done:
+		case <-time.After(time.Second):
+		}
+	}
 	bg := context.Background()
 	_ = s.call(bg, func() error { return s.o.FS.Remove(filepath.Join(t.tdir, ownerName)) }, nil)
 	_ = s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil)
@@ -259,6 +272,16 @@ func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, q
 		}
 		unchanged := w.update(&v, now)
 		dead := s.dead(&v) || unchanged >= s.leaseOf(&v, lease)
+		if !dead && v.raw == nil {
+			// A ticket directory without an owner file: one being taken
+			// (always at the end of the line, so never ahead of a
+			// waiter that took its own before), or one whose removal was
+			// cut short (sshfs keeps a file removed while open as
+			// .fuse_hidden*, so its directory stays). Neither is someone
+			// to defer to; it is still judged dead after the claim window.
+			out.position--
+			continue
+		}
 		if dead {
 			if clean {
 				removeGen(s.o.FS, filepath.Join(qd, genName(n)))

@@ -349,3 +349,37 @@ func TestTicketRecordsKeptApart(t *testing.T) {
 		t.Fatal("state waiting with kind acquire accepted")
 	}
 }
+
+// A ticket directory left without an owner file (sshfs keeps a file removed
+// while open as .fuse_hidden*, so the directory cannot be removed) is nobody
+// to defer to: a no-wait acquire of the free lock succeeds at once, and a
+// waiter behind it is not held up by a grace period per handoff.
+func TestQueueIgnoresTicketWithoutOwner(t *testing.T) {
+	db := filepath.Join(testdir.New(t), "wems.db")
+	qd := queueDir(LockDir(db))
+	leftover := filepath.Join(qd, genName(1))
+	if err := os.MkdirAll(leftover, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(leftover, ".fuse_hidden0000009a00000002"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// With a slow poll the grace for a ticket without a record is 2 s:
+	// deferring to the leftover would show as a 2 s wait.
+	s := newStore(t, Options{Self: machine("a", 1), PollMax: 2 * time.Second})
+	r := req(db)
+	r.Wait = true
+	start := time.Now()
+	l, err := s.Acquire(context.Background(), r)
+	if err != nil {
+		t.Fatalf("acquire with an ownerless ticket ahead: %v", err)
+	}
+	defer l.Release()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("deferred %v to a ticket without an owner file", d)
+	}
+	// The foreign file is never deleted.
+	if _, err := os.Stat(filepath.Join(leftover, ".fuse_hidden0000009a00000002")); err != nil {
+		t.Fatal(err)
+	}
+}
