@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,8 +23,9 @@ import (
 	"time"
 )
 
-// slBin is the sharelock binary built by TestMain.
-var slBin string
+// slBin is the sharelock binary built by TestMain; slEtcdBin, on Linux,
+// sharelock-etcd beside it.
+var slBin, slEtcdBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sharelock-cli-test-")
@@ -31,11 +33,33 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	// A developer's own store must not redirect the tests.
+	os.Unsetenv(storeEnv)
 	slBin = filepath.Join(dir, "sharelock")
-	if out, err := exec.Command("go", "build", "-o", slBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(2)
+	builds := [][]string{{"build", "-o", slBin, "."}}
+	if runtime.GOOS == "linux" {
+		// The etcd build beside it, where sharelock looks for it
+		// (etcd_cli_linux_test.go); built alongside.
+		slEtcdBin = filepath.Join(dir, etcdBinaryName)
+		builds = append(builds, []string{"build", "-tags", "etcd", "-o", slEtcdBin, "."})
+	}
+	errs := make([]error, len(builds))
+	outs := make([][]byte, len(builds))
+	var wg sync.WaitGroup
+	for i, b := range builds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i], errs[i] = exec.Command("go", b...).CombinedOutput()
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "go %s: %v\n%s", strings.Join(builds[i], " "), err, outs[i])
+			os.RemoveAll(dir)
+			os.Exit(2)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

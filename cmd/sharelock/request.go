@@ -31,6 +31,7 @@ func cmdRequest(args []string, stdout, stderr io.Writer) int {
 	message := fs.String("message", "", "text shown to the holder (at most 1000 bytes)")
 	asJSON := fs.Bool("json", false, "print the outcome as JSON")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up waiting for the holder's answer after this long")
+	storeURL := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -38,10 +39,15 @@ func cmdRequest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sharelock request: need exactly one PATH (flags go before it)")
 		return exitUsage
 	}
+	store, code := setupStore("request", args, *storeURL, stderr)
+	if code >= 0 {
+		return code
+	}
+	defer store.close(stderr)
 	path := fs.Arg(0)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	res, err := sharelock.RequestRelease(ctx, path, *message)
+	res, err := sharelock.RequestRelease(ctx, path, *message, store.opts()...)
 	out := requestJSON{Path: path, Token: res.Token, Delivery: string(res.Delivery)}
 	if h := res.Holder; h != nil {
 		out.Holder = &holderJSON{User: h.User, Host: h.Host, PID: h.PID, App: h.App}
@@ -49,7 +55,7 @@ func cmdRequest(args []string, stdout, stderr io.Writer) int {
 	if !res.SeenAt.IsZero() {
 		out.SeenAt = res.SeenAt.UTC().Format(time.RFC3339)
 	}
-	code := 0
+	code = 0
 	if err != nil {
 		out.Error = errText(err)
 		code = exitError

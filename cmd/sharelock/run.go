@@ -31,12 +31,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("run", flag.ContinueOnError)
 	flags.SetOutput(stderr)
 	wait := flags.Duration("wait", 0, "how long to wait for the lock (0: do not wait)")
-	lease := flags.Duration("lease", sharelock.DefaultLease, "lease: others take over after this long without a heartbeat")
+	lease := flags.Duration("lease", sharelock.DefaultLease, "lease: others take over after this long without a heartbeat (with an etcd store: the etcd lease, default 10s, whole seconds, at least 2s)")
 	app := flags.String("app", "", "application name shown to others (default: COMMAND's name)")
 	onLost := flags.String("on-lost", "stop", "when the lock is lost: stop (SIGTERM, then kill after 10s) or signal:NAME (e.g. signal:HUP)")
 	idleRelease := flags.Duration("idle-release", 0, "opt-in: when COMMAND has been idle this long (no CPU use, PATH unchanged) and someone waits, warn, then stop it and release the lock after --idle-grace")
 	idleGrace := flags.Duration("idle-grace", 2*time.Minute, "with --idle-release: how long the warning gives to save and close")
 	withDialog := flags.Bool("dialog", false, "also show \"in use\" and \"lock lost\" in a native dialog (Windows, macOS, Linux with zenity or kdialog); exit after it is closed")
+	storeURL := storeFlag(flags)
 	if err := flags.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -61,6 +62,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = baseName(cmdArgs[0])
 	}
+	if *idleRelease < 0 || *idleGrace <= 0 {
+		fmt.Fprintln(stderr, "sharelock run: --idle-release must be positive (or 0: off) and --idle-grace positive")
+		return exitUsage
+	}
+	// Before any signal is taken over: with an etcd store the default
+	// build hands over to sharelock-etcd here.
+	store, rc := setupStore("run", args, *storeURL, stderr)
+	if rc >= 0 {
+		return rc
+	}
+	defer store.close(stderr)
 
 	// Take over the signals that would kill us before taking the lock, so
 	// that from then on no signal ends sharelock between acquiring and
@@ -74,15 +86,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	notify(caught, caughtSignals)
 	defer signal.Stop(caught)
 
-	if *idleRelease < 0 || *idleGrace <= 0 {
-		fmt.Fprintln(stderr, "sharelock run: --idle-release must be positive (or 0: off) and --idle-grace positive")
-		return exitUsage
+	opts := append(store.opts(), sharelock.WithApp(name))
+	leaseSet := false
+	flags.Visit(func(f *flag.Flag) { leaseSet = leaseSet || f.Name == "lease" })
+	if leaseSet || !store.etcd() {
+		// Unset, an etcd store uses its own default (10 s).
+		opts = append(opts, sharelock.WithLease(*lease))
 	}
-	opts := []sharelock.Option{sharelock.WithApp(name), sharelock.WithLease(*lease)}
 	if *idleRelease > 0 {
 		opts = append(opts, sharelock.WithIdleRelease(*idleRelease, *idleGrace))
 	}
 	lock, sig, err := acquireLock(path, *wait, opts, sigs, caught, stderr)
+	if err == nil && sig == nil {
+		// Runs before store.close: release, then revoke the lease.
+		defer func() { _ = lock.Release() }()
+	}
 	if sig != nil {
 		fmt.Fprintf(stderr, "sharelock: %v while waiting for the lock on %s; %s not started\n", sig, path, name)
 		return signalStatus(sig)
@@ -91,6 +109,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		var le *sharelock.LockedError
 		if errors.As(err, &le) {
 			fmt.Fprintf(stderr, "sharelock: %s.\n", le.Error())
+			if store.etcd() {
+				le.Solutions = etcdSolutions(le, store.url)
+			}
 			for i, s := range le.Solutions {
 				fmt.Fprintf(stderr, "  - %s\n", s)
 				if i == 0 && *wait <= 0 {
@@ -231,7 +252,7 @@ func acquireLock(path string, wait time.Duration, opts []sharelock.Option, sigs,
 	defer cancel()
 	var prog *waitProgress
 	if wait > 0 {
-		prog = startWaitProgress(ctx, stderr, path, wait)
+		prog = startWaitProgress(ctx, stderr, path, wait, opts)
 	}
 	// Runs before the caller prints anything: the line is gone by then.
 	defer prog.stop()
@@ -413,6 +434,7 @@ func (d *pendingDialog) close() error {
 type waitProgress struct {
 	out   *os.File
 	path  string
+	opts  []sharelock.Option // the store
 	total time.Duration
 	start time.Time
 
@@ -436,13 +458,13 @@ const (
 // startWaitProgress starts the progress line on stderr for a wait of up to
 // total, or returns nil if stderr is not a terminal: then nothing of it is
 // ever written. It ends when stop is called or ctx ends.
-func startWaitProgress(ctx context.Context, stderr io.Writer, path string, total time.Duration) *waitProgress {
+func startWaitProgress(ctx context.Context, stderr io.Writer, path string, total time.Duration, opts []sharelock.Option) *waitProgress {
 	f, ok := stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	p := &waitProgress{out: f, path: path, total: total, start: time.Now(),
+	p := &waitProgress{out: f, path: path, opts: opts, total: total, start: time.Now(),
 		cancel: cancel, quit: make(chan struct{}), painted: make(chan struct{})}
 	go p.inspect(ctx)
 	go p.paint(ctx)
@@ -454,7 +476,7 @@ func (p *waitProgress) inspect(ctx context.Context) {
 	t := time.NewTicker(progressInspect)
 	defer t.Stop()
 	for {
-		if info, err := sharelock.Inspect(ctx, p.path); err == nil {
+		if info, err := sharelock.Inspect(ctx, p.path, p.opts...); err == nil {
 			who := ""
 			if info.State != sharelock.Free && info.Holder != nil {
 				who = info.Holder.Who()

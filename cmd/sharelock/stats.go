@@ -29,6 +29,7 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	days := fs.Int("days", 14, "days covered by the per-day counts")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up reading the history after this long")
+	storeURL := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -36,10 +37,15 @@ func cmdStats(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sharelock stats: need exactly one PATH (and --days >= 1)")
 		return exitUsage
 	}
+	store, code := setupStore("stats", args, *storeURL, stderr)
+	if code >= 0 {
+		return code
+	}
+	defer store.close(stderr)
 	p := fs.Arg(0)
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	events, err := sharelock.History(ctx, p)
+	events, err := sharelock.History(ctx, p, store.opts()...)
 	if err != nil {
 		fmt.Fprintf(stderr, "sharelock stats: reading the history of %s: %s\n", p, errText(err))
 		return exitError

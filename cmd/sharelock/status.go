@@ -48,7 +48,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	asJSON := fs.Bool("json", false, "print JSON (an array, one object per PATH)")
-	observe := fs.Duration("observe", 0, "watch a holder's heartbeat for up to this long to tell live from stale")
+	observe := fs.Duration("observe", 0, "watch a holder's heartbeat for up to this long to tell live from stale (no effect with an etcd store: it has no stale state)")
+	storeURL := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -56,10 +57,16 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sharelock status: need at least one PATH")
 		return exitUsage
 	}
-	code := 0
+	store, code := setupStore("status", args, *storeURL, stderr)
+	if code >= 0 {
+		return code
+	}
+	defer store.close(stderr)
+	opts := append(store.opts(), sharelock.WithObserve(*observe))
+	code = 0
 	var out []statusJSON
 	for _, p := range fs.Args() {
-		info, err := sharelock.Inspect(context.Background(), p, sharelock.WithObserve(*observe))
+		info, err := sharelock.Inspect(context.Background(), p, opts...)
 		if err != nil {
 			code = exitError
 			if *asJSON {
@@ -70,7 +77,12 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 			continue
 		}
 		if *asJSON {
-			out = append(out, toJSON(info))
+			j := toJSON(info)
+			if store.etcd() {
+				// A live etcd lease, not a heartbeat this observer watched.
+				j.HeartbeatAgeSeconds = nil
+			}
+			out = append(out, j)
 			continue
 		}
 		fmt.Fprintln(stdout, describe(info))
@@ -136,7 +148,8 @@ func cmdBreak(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("break", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	reason := fs.String("reason", "", "why the lock is broken (required; recorded)")
-	force := fs.Bool("force", false, "break even if the holder is alive")
+	force := fs.Bool("force", false, "break even if the holder is alive (with an etcd store every holder is: it keeps its lease alive)")
+	storeURL := storeFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -144,11 +157,16 @@ func cmdBreak(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sharelock break: need --reason TEXT and exactly one PATH")
 		return exitUsage
 	}
+	store, code := setupStore("break", args, *storeURL, stderr)
+	if code >= 0 {
+		return code
+	}
+	defer store.close(stderr)
 	p := fs.Arg(0)
-	if !*force {
+	if !*force && !store.etcd() {
 		fmt.Fprintf(stderr, "sharelock: checking that the holder of %s is gone (up to one lease)...\n", p)
 	}
-	info, err := sharelock.Break(context.Background(), p, *reason, *force)
+	info, err := sharelock.Break(context.Background(), p, *reason, *force, store.opts()...)
 	switch {
 	case errors.Is(err, sharelock.ErrNotHeld):
 		fmt.Fprintf(stdout, "%s: free, nothing to break\n", p)
