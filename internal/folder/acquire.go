@@ -142,7 +142,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
 				head++
 				*w = watch{}
-				q.dirty = true
+				q.dirty, q.rechecked = true, false
 				poll = s.restartPoll(q)
 			}
 		}
@@ -226,7 +226,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				head++
 			}
 			*w = watch{}
-			q.dirty = true
+			q.dirty, q.rechecked = true, false
 			poll = s.restartPoll(q)
 			continue
 		}
@@ -245,6 +245,14 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				q.ahead = 0
 				if len(c.ahead) > 0 {
 					q.ahead = max(c.position, 1)
+				}
+				if q.ahead == 1 && !q.rechecked {
+					// Second in line right after the head moved: the
+					// one ahead is likely the new holder, whose ticket
+					// goes just after its claim. Look again at the next
+					// poll rather than poll at half speed for a whole
+					// hold.
+					q.dirty, q.rechecked = true, true
 				}
 			}
 		}
@@ -279,7 +287,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
 				head++
 				*w = watch{}
-				q.dirty = true
+				q.dirty, q.rechecked = true, false
 				poll = s.restartPoll(q)
 				continue
 			}

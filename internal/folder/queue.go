@@ -57,6 +57,8 @@ type queue struct {
 	ahead   int               // live tickets ahead of ours at the last check (-1: no ticket)
 	dirty   bool              // re-check our place at the next poll
 	none    bool              // a fresh listing showed no q/: skip the first check
+	// rechecked: the one extra check after a head move was made (acquire.go).
+	rechecked bool
 }
 
 // queueCheck is the result of judging the tickets ahead of us.
