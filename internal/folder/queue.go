@@ -107,7 +107,7 @@ func (s *Store) takeTicket(ctx context.Context, q *queue, req core.Request) erro
 		case isExist(err), isPerm(err) && s.exists(ctx, tdir):
 			continue
 		case isNotExist(err):
-			// q/ was removed by a holder leaving an empty line: recreate.
+			// q/ was removed (by hand, or by an older client): recreate.
 			if err := s.call(ctx, func() error { return s.o.FS.Mkdir(qd) }, nil); err != nil && !isExist(err) && !isPerm(err) {
 				return pathErr("create wait queue", qd, err)
 			}
@@ -161,8 +161,9 @@ func (t *ticket) run(every time.Duration) {
 }
 
 // remove stops the heartbeat and deletes the ticket: owner file, then the
-// directory, then q/ itself if the line is now empty (so that old clients,
-// which warn about q as a foreign entry, see it only while someone waits).
+// directory. q/ itself stays once created: removing it whenever the line
+// emptied, while others listed it, made Samba answer their opendir with
+// EBUSY (delete pending) and wedged smbnetfs mounts in the chaos runs.
 // A heartbeat write still in flight cannot recreate the file (Overwrite
 // never creates). Best effort: a leftover ticket stops beating and is
 // removed by others after a lease.
@@ -187,7 +188,6 @@ func (t *ticket) remove() {
 	bg := context.Background()
 	_ = s.call(bg, func() error { return s.o.FS.Remove(filepath.Join(t.tdir, ownerName)) }, nil)
 	_ = s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil)
-	_ = s.call(bg, func() error { return s.o.FS.Rmdir(filepath.Dir(t.tdir)) }, nil) // ENOTEMPTY: others wait
 }
 
 // linePoll is the longest poll interval of the first in line while the

@@ -249,7 +249,7 @@ func TestDeadTicketSkippedAfterLease(t *testing.T) {
 
 // TestKilledTicketHolderCleaned: a waiter on this machine that is killed
 // leaves its ticket; the next waiter proves the process gone, skips it at
-// once and removes it; the empty line is removed with it.
+// once and removes it.
 func TestKilledTicketHolderCleaned(t *testing.T) {
 	db := filepath.Join(testdir.New(t), "wems.db")
 	ctx := context.Background()

@@ -22,13 +22,16 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"sharelock"
+	"sharelock/internal/core"
 	"sharelock/internal/folder"
 	"sharelock/internal/ident"
 	"sharelock/internal/sharetest"
+	"sharelock/internal/storetest"
 )
 
 // Environment of the helper process (a re-executed test binary) that holds a
@@ -89,7 +92,10 @@ func TestShares(t *testing.T) {
 				name string
 				f    func(*testing.T, *sharetest.Share, variant)
 			}{{"freshness", testFreshness}, {"handoff", testHandoff}, {"contention", testContention},
-				{"takeover", testTakeover}, {"break", testBreak}} {
+				{"takeover", testTakeover}, {"break", testBreak}, {"conformance", testConformance}} {
+				if sub.name == "conformance" && v.cached {
+					continue // the suite's 2 s leases are shorter than the 20 s attribute cache
+				}
 				t.Run(sub.name, func(t *testing.T) {
 					logSlowCalls(t) // forget earlier ones
 					sub.f(t, sh, v)
@@ -970,4 +976,30 @@ func stats(d []time.Duration) string {
 		return x.Round(10 * time.Microsecond)
 	}
 	return fmt.Sprintf("p50 %v p90 %v max %v", r(q(0.5)), r(q(0.9)), r(s[len(s)-1]))
+}
+
+// testConformance runs the store conformance suite (internal/storetest) on
+// the share, every store on the first mount, each acting as its own machine.
+func testConformance(t *testing.T, sh *sharetest.Share, v variant) {
+	var n atomic.Int64
+	storetest.Run(t, func(t *testing.T) storetest.Env {
+		var mu sync.Mutex
+		stores := map[string]*folder.Store{}
+		return storetest.Env{
+			Path: filepath.Join(sh.Mounts[0], fmt.Sprintf("conformance-%d.db", n.Add(1))),
+			Store: func(name string) core.Store {
+				mu.Lock()
+				defer mu.Unlock()
+				if s, ok := stores[name]; ok {
+					return s
+				}
+				id := identity(name)
+				id.User = "user-" + name
+				id.PID = 2000 + len(stores)
+				s := folder.New(folder.Options{Self: id, FS: countingFS{folder.OSFS{}}})
+				stores[name] = s
+				return s
+			},
+		}
+	})
 }
