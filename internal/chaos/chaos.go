@@ -114,6 +114,7 @@ func (l *logger) close() error { return l.f.Close() }
 // workerConf is a worker's configuration (JSON in confEnv).
 type workerConf struct {
 	Dir     string        // the share as this machine mounts it
+	Store   string        // etcd store URL; "": the folder store on Dir
 	Out     string        // log directory (local disk)
 	W       int           // worker number, global
 	Inc     int           // incarnation (restarts after a kill)
@@ -136,9 +137,10 @@ func getConf(v any) error {
 
 // Names inside the shared folder and the log directory.
 const (
-	lockName   = "chaos.db"  // the lock path (sharelock locks chaos.db.lock/)
-	recordName = "chaos.rec" // the shared record: "VALUE TOKEN\n"
-	stopName   = "stop"      // in the log directory: workers finish
+	lockName     = "chaos.db"          // the lock path (sharelock locks chaos.db.lock/)
+	etcdLockName = "chaos/" + lockName // the logical lock name in an etcd store
+	recordName   = "chaos.rec"         // the shared record: "VALUE TOKEN\n"
+	stopName     = "stop"              // in the log directory: workers finish
 )
 
 func workerLog(out string, w, inc int) string {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"sharelock"
+	"sharelock/etcdstore"
 	"sharelock/internal/faultfs"
 )
 
@@ -29,8 +30,15 @@ type Config struct {
 	Name string
 	// Mounts is the shared folder as each machine mounts it: machine i uses
 	// Mounts[i % len(Mounts)]. Give each machine its own client mount where
-	// the share allows it.
+	// the share allows it. With Store set, it holds only the shared record.
 	Mounts []string
+	// Store, if set, is an etcd store URL (etcd://HOST:PORT[/PREFIX], see
+	// package etcdstore): the workers lock through it (one store per worker
+	// process, opened at its start, closed at its clean exit; a killed
+	// worker's lease expires server-side), under the logical lock name
+	// "chaos/chaos.db", and the driver finds the holder through it.
+	// Default: the shared-folder store, locking Mounts[i]/chaos.db.
+	Store string
 	// Machines and Workers: Machines simulated machines with Workers worker
 	// processes each.
 	Machines, Workers int
@@ -68,6 +76,8 @@ type Config struct {
 	Timeout time.Duration
 	// Logf, if set, receives progress lines.
 	Logf func(format string, args ...any)
+
+	inspect func(context.Context) (sharelock.Info, error) // the lock's state, set by Run
 }
 
 func (c *Config) defaults() error {
@@ -145,6 +155,22 @@ func Run(c Config) (*Report, error) {
 	if _, err := exec.LookPath("unshare"); err != nil {
 		return nil, errors.New("chaos: unshare(1) is not on PATH (Debian package util-linux)")
 	}
+	// The driver's view of the lock, to find its holder.
+	inspectPath := filepath.Join(c.Mounts[0], lockName)
+	var inspectOpts []sharelock.Option
+	if c.Store != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		st, err := etcdstore.Open(ctx, c.Store)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("chaos: opening the store: %w", err)
+		}
+		defer st.Close()
+		inspectPath, inspectOpts = etcdLockName, []sharelock.Option{sharelock.WithStore(st)}
+	}
+	c.inspect = func(ctx context.Context) (sharelock.Info, error) {
+		return sharelock.Inspect(ctx, inspectPath, inspectOpts...)
+	}
 	rec := filepath.Join(c.Mounts[0], recordName)
 	if err := os.WriteFile(rec, []byte("0 0\n"), 0o644); err != nil {
 		return nil, fmt.Errorf("chaos: creating the record: %w", err)
@@ -178,7 +204,7 @@ func Run(c Config) (*Report, error) {
 	for i := 0; i < c.Machines; i++ {
 		m := &machine{m: i, host: fmt.Sprintf("chaos-m%d", i+1)}
 		ac := agentConf{M: i, Worker: workerConf{
-			Dir: c.Mounts[i%len(c.Mounts)], Out: c.Out, Lease: c.Lease, Beat: c.Beat, Hold: c.Hold,
+			Dir: c.Mounts[i%len(c.Mounts)], Store: c.Store, Out: c.Out, Lease: c.Lease, Beat: c.Beat, Hold: c.Hold,
 			Timeout: 4*c.Lease + 30*time.Second,
 		}}
 		for w := 0; w < c.Workers; w++ {
@@ -207,8 +233,12 @@ func Run(c Config) (*Report, error) {
 		}
 		ms = append(ms, m)
 	}
+	where := strings.Join(c.Mounts, ", ")
+	if c.Store != "" {
+		where = "lock in " + c.Store + ", record in " + where
+	}
 	c.Logf("chaos: %d machines × %d workers on %s (%s), lease %v, heartbeat %v; target %d acquisitions, %d kills, %d pauses, %d machine failures, %d faults",
-		c.Machines, c.Workers, c.Name, strings.Join(c.Mounts, ", "), c.Lease, c.Beat, c.Acquisitions, c.Kills, c.Pauses, c.Downs, c.Faults)
+		c.Machines, c.Workers, c.Name, where, c.Lease, c.Beat, c.Acquisitions, c.Kills, c.Pauses, c.Downs, c.Faults)
 
 	// The schedule: injection k of a kind happens at acquisition
 	// (k+1)·N/(n+1), with a little jitter.
@@ -300,7 +330,7 @@ func inject(c *Config, ms []*machine, kind string, k int, rng *rand.Rand) (strin
 	switch kind {
 	case "kill", "pause", "down":
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		info, err := sharelock.Inspect(ctx, filepath.Join(c.Mounts[0], lockName))
+		info, err := c.inspect(ctx)
 		cancel()
 		if err != nil {
 			return "", err

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"sharelock"
+	"sharelock/etcdstore"
 )
 
 // Worker log events, in the order one cycle writes them:
 //
 //	start                          the process started (pid)
+//	store_err                      the etcd store did not open; exits (2)
 //	acq → acq_ok(tok) | acq_err    Acquire called → returned
 //	read → read_ok(v, vt) | read_err
 //	skip(err)                      no write: the record has a newer token
@@ -43,6 +45,21 @@ func workerMain() int {
 	recPath := filepath.Join(c.Dir, recordName)
 	stop := filepath.Join(c.Out, stopName)
 	opts := []sharelock.Option{sharelock.WithApp("chaos"), sharelock.WithLease(c.Lease), sharelock.WithHeartbeat(c.Beat)}
+	if c.Store != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		st, err := etcdstore.Open(ctx, c.Store)
+		cancel()
+		if err != nil {
+			lg.log(event{E: "store_err", Err: err.Error()})
+			fmt.Fprintln(os.Stderr, "chaos worker:", err)
+			return 2
+		}
+		// Closed only at a clean exit: a killed worker's lease expires on
+		// the server.
+		defer st.Close()
+		lockPath = etcdLockName
+		opts = append(opts, sharelock.WithStore(st))
+	}
 	for {
 		if _, err := os.Stat(stop); err == nil {
 			lg.log(event{E: "done"})

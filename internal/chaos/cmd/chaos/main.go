@@ -7,7 +7,14 @@
 // Shares: local (a directory on local disk), faultfs (a fault-injecting
 // FUSE share over a local directory; add -faults N), and the real shares of
 // internal/sharetest: sftp, sftp-cache, smb, nfs (started here with one
-// client mount per machine, torn down at the end). It needs root (namespaces, FUSE, private servers). The report
+// client mount per machine, torn down at the end). With -store
+// etcd://HOST:PORT[/PREFIX] the workers lock through that etcd store instead
+// of the folder store; the shared record stays on the share (use -share
+// local: every machine sees the host's directories):
+//
+//	go run ./internal/chaos/cmd/chaos -store etcd://127.0.0.1:2379/chaos -machines 4 -workers 3 -n 600
+//
+// It needs root (namespaces, FUSE, private servers). The report
 // is printed and written with the logs to -out; the exit status is 1 when
 // the check found a violation, 2 when the run could not be done.
 package main
@@ -28,6 +35,7 @@ func main() {
 	chaos.MaybeRole()
 	var (
 		share    = flag.String("share", "local", "kind of share: local, faultfs, sftp, sftp-cache, smb, nfs")
+		store    = flag.String("store", "", "etcd store URL (etcd://HOST:PORT[/PREFIX]) to lock through instead of the folder store; the record stays on -share")
 		machines = flag.Int("machines", 4, "simulated machines")
 		workers  = flag.Int("workers", 4, "worker processes per machine")
 		n        = flag.Int("n", 2000, "acquisitions to reach")
@@ -59,8 +67,12 @@ func main() {
 		}
 		return
 	}
+	name := *share
+	if *store != "" {
+		name = "etcd+" + *share
+	}
 	os.Exit(run(*share, chaos.Config{
-		Name: *share, Machines: *machines, Workers: *workers, Acquisitions: *n,
+		Name: name, Store: *store, Machines: *machines, Workers: *workers, Acquisitions: *n,
 		Kills: *kills, Pauses: *pauses, Downs: *downs, Faults: *faults, Lease: *lease, Beat: *beat, Hold: *hold,
 		Out: *out, Seed: *seed, Timeout: *timeout,
 		Logf: func(f string, a ...any) { fmt.Fprintf(os.Stderr, f+"\n", a...) },
