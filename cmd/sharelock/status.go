@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"sharelock"
+	"sharelock/internal/core"
 )
 
 // statusJSON is the documented JSON shape of `sharelock status --json`.
@@ -212,22 +213,8 @@ func describeWaiting(ws []sharelock.Holder, now time.Time) string {
 			b.WriteString(" on " + w.Host)
 		}
 		if !w.Since.IsZero() {
-			b.WriteString(" for " + ageText(now.Sub(w.Since)))
+			b.WriteString(" for " + core.AgeText(now.Sub(w.Since)))
 		}
 	}
 	return b.String()
-}
-
-// ageText renders a duration the way people say it: "<1 s", "12 s", "4 min", "3 h".
-func ageText(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return "<1 s"
-	case d < 2*time.Minute:
-		return fmt.Sprintf("%d s", int(d/time.Second))
-	case d < 2*time.Hour:
-		return fmt.Sprintf("%d min", int(d/time.Minute))
-	default:
-		return fmt.Sprintf("%d h", int(d/time.Hour))
-	}
 }

@@ -153,7 +153,7 @@ func (e *LockedError) Error() string {
 		fmt.Fprintf(&b, " since %s", sinceText(e.Holder.Since))
 	}
 	if e.LastSeen > 0 {
-		fmt.Fprintf(&b, ", last seen %s ago", roundAge(e.LastSeen))
+		fmt.Fprintf(&b, ", last seen %s ago", AgeText(e.LastSeen))
 	}
 	if e.Waiting > 0 {
 		fmt.Fprintf(&b, "; %d waiting in line", e.Waiting)
@@ -188,7 +188,9 @@ func sinceText(t time.Time) string {
 	return lt.Format("2006-01-02 15:04")
 }
 
-func roundAge(d time.Duration) string {
+// AgeText renders a duration the way people say it: "<1 s", "12 s",
+// "4 min", "3 h" (truncated to the unit).
+func AgeText(d time.Duration) string {
 	switch {
 	case d < time.Second:
 		return "<1 s"
