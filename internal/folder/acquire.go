@@ -6,10 +6,15 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"sharelock/internal/core"
 )
+
+// transientFor is how long a waiter tolerates consecutive EIO reads of the
+// head (see acquire).
+const transientFor = 10 * time.Second
 
 // Bounds on leases, so that timers stay sane.
 const (
@@ -126,6 +131,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 	// it, the latter two only.
 	poll := s.o.PollMin
 	polls, walked := 0, 0
+	var firstEIO time.Duration // mono time of the first of consecutive EIO reads
 	var tryUntil time.Duration // no-wait: how long we may watch a suspicious holder
 	// Wake-ups (wake_linux.go): created once we first have to wait, so an
 	// uncontended acquire never pays for them. Hints only: we poll anyway.
@@ -154,8 +160,25 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		} else {
 			v, err = s.look(ctx, dir, head)
 			if err != nil {
-				return nil, err
+				// A waiter rides out a share's transient I/O errors
+				// (smbnetfs answers EIO now and then under load) for
+				// up to transientFor; anything else, or longer, ends
+				// the wait with the error.
+				if !req.Wait || !errors.Is(err, syscall.EIO) {
+					return nil, err
+				}
+				if firstEIO == 0 {
+					firstEIO = s.mono()
+				}
+				if s.mono()-firstEIO > transientFor {
+					return nil, err
+				}
+				if !sleepCtx(ctx, jitter(max(poll, 10*time.Millisecond))) {
+					return nil, ctx.Err()
+				}
+				continue
 			}
+			firstEIO = 0
 		}
 		*last = v
 		if !free && !v.free() {

@@ -667,7 +667,11 @@ func testContention(t *testing.T, sh *sharetest.Share, v variant) {
 		check(t, v, "slow-handoff", slices.Max(waits) < 5*time.Second,
 			"a machine waited %v for one acquisition", slices.Max(waits))
 	}
-	check(t, v, "slow-handoff", callsPer(calls, len(holds)) < 100,
+	// Since the wait queue every hold is a handoff, and the 7 others poll
+	// during it (the front at most every 50 ms, the k-th k times slower):
+	// 150-230 calls per hold measured on SFTP; the bound catches a
+	// spinning waiter, not the polling itself.
+	check(t, v, "slow-handoff", callsPer(calls, len(holds)) < 400,
 		"%.0f filesystem calls per hold", callsPer(calls, len(holds)))
 	// Final value, as the server and both machines see it.
 	for name, p := range map[string]string{"server": filepath.Join(sh.Export, "contention", "counter"),
