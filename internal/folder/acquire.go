@@ -224,7 +224,23 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			}
 			ls, restart, err := s.claim(ctx, dir, rec, evidence, req)
 			if err != nil {
-				return nil, err
+				// As for reads: a waiter rides out transient EIO. If the
+				// mkdir did create the generation, the next round finds
+				// it taken (EEXIST) and judges it like any claim without
+				// a record (stale after the claim window): safe, slower.
+				if !req.Wait || !errors.Is(err, syscall.EIO) {
+					return nil, err
+				}
+				if firstEIO == 0 {
+					firstEIO = s.mono()
+				}
+				if s.mono()-firstEIO > transientFor {
+					return nil, err
+				}
+				if !sleepCtx(ctx, jitter(max(poll, 10*time.Millisecond))) {
+					return nil, ctx.Err()
+				}
+				continue
 			}
 			if ls != nil {
 				return ls, nil
