@@ -132,6 +132,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 	poll := s.o.PollMin
 	polls, walked := 0, 0
 	var firstEIO time.Duration // mono time of the first of consecutive EIO reads
+	var claimEIO time.Duration // mono time of this acquire's first EIO claim
 	var tryUntil time.Duration // no-wait: how long we may watch a suspicious holder
 	// Wake-ups (wake_linux.go): created once we first have to wait, so an
 	// uncontended acquire never pays for them. Hints only: we poll anyway.
@@ -231,10 +232,10 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				if !req.Wait || !errors.Is(err, syscall.EIO) {
 					return nil, err
 				}
-				if firstEIO == 0 {
-					firstEIO = s.mono()
+				if claimEIO == 0 {
+					claimEIO = s.mono()
 				}
-				if s.mono()-firstEIO > transientFor {
+				if s.mono()-claimEIO > transientFor {
 					return nil, err
 				}
 				if !sleepCtx(ctx, jitter(max(poll, 10*time.Millisecond))) {
