@@ -71,6 +71,7 @@ have node || add nodejs
 have npm || add npm
 have etcd || add etcd-server
 have etcdctl || add etcd-client
+have ps || add procps
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

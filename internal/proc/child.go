@@ -183,17 +183,17 @@ func (c *Child) Stop(grace time.Duration) error {
 	return ErrNotExited
 }
 
-// ErrCPUUnsupported is returned by CPUTime where the OS gives no way to
-// measure a process tree's CPU time (macOS, the BSDs).
+// ErrCPUUnsupported is returned by CPUTime where the process tree's CPU
+// time cannot be measured (Windows: the child is not in a job object).
 var ErrCPUUnsupported = errors.New("proc: CPU time of a process tree is not supported on this OS")
 
 var errExited = errors.New("proc: child has exited")
 
 // CPUTime returns the CPU time (user + system) used so far by the child and
 // the processes it started: on Linux its live descendants plus those it
-// waited for; on Windows every process of its job object. It is for
+// waited for; on Windows every process of its job object; on macOS and the
+// BSDs the tree in one `ps -A -o pid=,ppid=,time=`. It is for
 // activity detection (has the program done anything lately?), not
 // accounting: a descendant that was re-parented away (a daemon) is not
-// counted on Linux. It fails once the child has exited, and with
-// ErrCPUUnsupported on other systems.
+// counted on Linux. It fails once the child has exited.
 func (c *Child) CPUTime() (time.Duration, error) { return c.cpuTime() }

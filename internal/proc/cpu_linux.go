@@ -13,9 +13,6 @@ import (
 // 100 in the kernel's user-space ABI).
 const userHZ = 100
 
-// maxTreeProcs bounds the processes CPUTime walks.
-const maxTreeProcs = 4096
-
 // cpuTime sums user+system CPU time of the child and its live descendants
 // (found through /proc/PID/task/TID/children), plus the CPU time of
 // descendants that already exited and were waited for (cutime, cstime).
