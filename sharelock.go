@@ -22,6 +22,7 @@ package sharelock
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"sharelock/internal/core"
@@ -142,15 +143,22 @@ func WithIdleRelease(limit, grace time.Duration) Option {
 	return func(c *config) { c.idleLimit, c.idleGrace = limit, grace }
 }
 
-var defaultStore = folder.New(folder.Options{})
+// defaultStore is made on first use, not at package init: folder.New
+// collects this process's identity (user, host, machine and boot IDs, start
+// time: a dozen file reads), which every program linking sharelock would
+// otherwise pay at start, whether it takes a lock or not.
+var defaultStore = sync.OnceValue(func() Store { return folder.New(folder.Options{}) })
 
 // DefaultStore returns the shared-folder store used when no WithStore is given.
-func DefaultStore() Store { return defaultStore }
+func DefaultStore() Store { return defaultStore() }
 
 func build(opts []Option) config {
-	c := config{store: defaultStore}
+	var c config
 	for _, o := range opts {
 		o(&c)
+	}
+	if c.store == nil {
+		c.store = defaultStore()
 	}
 	return c
 }

@@ -8,6 +8,7 @@
 //	go run ./bench/peers            # full run, about 5 minutes
 //	go run ./bench/peers -quick     # smoke test: tmpfs only, short windows
 //	go run ./bench/peers -run-only -fs tmpfs -runs 500   # only `sharelock run` vs flock(1)
+//	go run ./bench/peers -startup -runs 500   # `sharelock run` start-up, broken down (startup_linux.go)
 //
 // Every contender is a separate process (the driver runs itself again with
 // -worker, or node/contender.js) that stamps its log with CLOCK_MONOTONIC,
@@ -106,11 +107,29 @@ func main() {
 	jsonPath := flag.String("json", "", "also write the report as JSON to this file")
 	runs := flag.Int("runs", 0, "invocations of each command for the `sharelock run` vs flock(1) row (default 100; -quick 10)")
 	runOnly := flag.Bool("run-only", false, "measure only the `sharelock run` vs flock(1) row (no contenders, no Node, no round trips)")
+	startup := flag.Bool("startup", false, "only the start-up benchmark: `sharelock run PATH -- true` against flock(1), true(1) and Go floors, alternating, with a breakdown (-runs rounds, default 300)")
+	startupDir := flag.String("startup-dir", "", "with -startup: the folder for the locks (default: a new folder in /dev/shm)")
+	compare := flag.String("compare", "", "with -startup: comma-separated other sharelock binaries to time in the same rounds (e.g. a build from before a change)")
 	flag.Parse()
 
 	if *worker != "" {
 		if err := workerMain(*worker, flag.Args()); err != nil {
 			fmt.Fprintf(os.Stderr, "peers worker %s: %v\n", *worker, err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *startup {
+		n := *runs
+		if n <= 0 {
+			n = 300
+		}
+		var bins []string
+		if *compare != "" {
+			bins = strings.Split(*compare, ",")
+		}
+		if err := startupBench(n, *startupDir, bins, *jsonPath); err != nil {
+			fmt.Fprintf(os.Stderr, "peers: %v\n", err)
 			os.Exit(1)
 		}
 		return

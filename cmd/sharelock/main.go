@@ -87,6 +87,7 @@ while COMMAND ran, 126/127 COMMAND not executable/not found, 1 other errors.
 `
 
 func main() {
+	exitAfterCommand = true
 	os.Exit(cli(os.Args[1:], os.Stdout, os.Stderr))
 }
 

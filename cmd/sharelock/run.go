@@ -21,6 +21,7 @@ import (
 
 	"sharelock"
 	"sharelock/internal/dialog"
+	"sharelock/internal/ident"
 	"sharelock/internal/proc"
 )
 
@@ -74,6 +75,18 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	defer store.close(stderr)
 
+	// Work that the path to the child needs once per process is done on
+	// another goroutine meanwhile: each signal.Notify below mostly waits
+	// for the runtime's signal thread, and acquiring for the filesystem.
+	// First the identity that the lock records (user, host, machine and
+	// boot IDs, start time: a dozen small file reads; acquiring waits for
+	// it), then Go's one-time pidfd check that starting the child would
+	// otherwise do (a short-lived child of its own).
+	go func() {
+		ident.Self()
+		proc.Warm()
+	}()
+
 	// Take over the signals that would kill us before taking the lock, so
 	// that from then on no signal ends sharelock between acquiring and
 	// releasing it: we pass them on and release the lock after the child
@@ -81,10 +94,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// job) stays ignored, for us and for the child.
 	sigs := make(chan os.Signal, 4)
 	notify(sigs, forwardedSignals)
-	defer signal.Stop(sigs)
+	defer stopNotify(sigs)
 	caught := make(chan os.Signal, 4)
 	notify(caught, caughtSignals)
-	defer signal.Stop(caught)
+	defer stopNotify(caught)
 
 	opts := append(store.opts(), sharelock.WithApp(name))
 	leaseSet := false
@@ -146,8 +159,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 		return 126
 	}
-	waited := make(chan error, 1)
-	go func() { waited <- child.Wait() }()
+	childDone := child.Done()
 
 	lost := false
 	lostCh := lock.Lost()
@@ -170,7 +182,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 loop:
 	for {
 		select {
-		case werr = <-waited:
+		case <-childDone:
+			werr = child.Wait()
 			break loop
 		case <-sampleC:
 			if act.active() {
@@ -299,6 +312,23 @@ func notify(c chan<- os.Signal, sigs []os.Signal) {
 		if !signal.Ignored(s) {
 			signal.Notify(c, s)
 		}
+	}
+}
+
+// exitAfterCommand is set by main: the process ends as soon as the command
+// returns. cmdRun then leaves its signal handlers in place rather than
+// undoing them with signal.Stop, which hands each signal to the runtime's
+// signal thread and waits for its answer (tens of µs apiece) just before the
+// exit drops them anyway; a signal that comes in that last moment is caught
+// and ignored, after the lock is released. Tests, which call cli in the
+// test process, keep it false and get their handlers back.
+var exitAfterCommand bool
+
+// stopNotify undoes notify for c unless the process is about to exit
+// (exitAfterCommand).
+func stopNotify(c chan<- os.Signal) {
+	if !exitAfterCommand {
+		signal.Stop(c)
 	}
 }
 

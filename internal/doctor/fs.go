@@ -4,34 +4,49 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // Filesystem types by kind, as the OSes name them (lower case; FUSE types
-// appear as "fuse.SUBTYPE" on Linux).
-var (
-	networkTypes = map[string]bool{
-		"nfs": true, "nfs4": true, "cifs": true, "smb3": true, "smbfs": true, "smb": true, "ncpfs": true,
-		"9p": true, "v9fs": true, "afs": true, "ceph": true, "glusterfs": true, "lustre": true, "gfs2": true,
-		"ocfs2": true, "afpfs": true, "webdav": true, "davfs": true, "beegfs": true, "gpfs": true,
+// appear as "fuse.SUBTYPE" on Linux). Built on first use, not at package
+// init: every start of the sharelock binary (a `sharelock run` too) would
+// pay for maps that only doctor reads.
+var fsKinds = sync.OnceValue(func() fsKindTables {
+	return fsKindTables{
+		networkTypes: map[string]bool{
+			"nfs": true, "nfs4": true, "cifs": true, "smb3": true, "smbfs": true, "smb": true, "ncpfs": true,
+			"9p": true, "v9fs": true, "afs": true, "ceph": true, "glusterfs": true, "lustre": true, "gfs2": true,
+			"ocfs2": true, "afpfs": true, "webdav": true, "davfs": true, "beegfs": true, "gpfs": true,
+		},
+		localTypes: map[string]bool{
+			"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "tmpfs": true, "zfs": true,
+			"f2fs": true, "vfat": true, "msdos": true, "exfat": true, "ntfs": true, "ntfs3": true, "reiserfs": true,
+			"jfs": true, "overlay": true, "hfs": true, "hfsplus": true, "apfs": true, "fat32": true, "fat": true,
+			"refs": true, "ramfs": true, "bcachefs": true, "nilfs2": true, "udf": true, "fuseblk": true,
+		},
+		localFUSE: map[string]bool{"ntfs-3g": true, "ntfs": true, "bindfs": true, "lxcfs": true, "exfat": true, "encfs": true, "gocryptfs": true},
+		objectFUSE: map[string]bool{"s3fs": true, "goofys": true, "gcsfuse": true, "blobfuse": true, "blobfuse2": true,
+			"mountpoint-s3": true, "geesefs": true, "s3backer": true},
+		cloudFUSE: map[string]string{"google-drive-ocamlfuse": "Google Drive", "onedriver": "OneDrive", "dropbox": "Dropbox"},
 	}
-	localTypes = map[string]bool{
-		"ext2": true, "ext3": true, "ext4": true, "xfs": true, "btrfs": true, "tmpfs": true, "zfs": true,
-		"f2fs": true, "vfat": true, "msdos": true, "exfat": true, "ntfs": true, "ntfs3": true, "reiserfs": true,
-		"jfs": true, "overlay": true, "hfs": true, "hfsplus": true, "apfs": true, "fat32": true, "fat": true,
-		"refs": true, "ramfs": true, "bcachefs": true, "nilfs2": true, "udf": true, "fuseblk": true,
-	}
+})
+
+// fsKindTables are the filesystem types by kind (see fsKinds).
+type fsKindTables struct {
+	networkTypes map[string]bool
+	localTypes   map[string]bool
 	// FUSE subtypes that are local (not a network client).
-	localFUSE = map[string]bool{"ntfs-3g": true, "ntfs": true, "bindfs": true, "lxcfs": true, "exfat": true, "encfs": true, "gocryptfs": true}
+	localFUSE map[string]bool
 	// FUSE subtypes that mount object storage (no atomic mkdir across clients).
-	objectFUSE = map[string]bool{"s3fs": true, "goofys": true, "gcsfuse": true, "blobfuse": true, "blobfuse2": true,
-		"mountpoint-s3": true, "geesefs": true, "s3backer": true}
+	objectFUSE map[string]bool
 	// FUSE subtypes of cloud-sync clients.
-	cloudFUSE = map[string]string{"google-drive-ocamlfuse": "Google Drive", "onedriver": "OneDrive", "dropbox": "Dropbox"}
-)
+	cloudFUSE map[string]string
+}
 
 // classify sets Kind and Remote from Type and Subtype, unless the
 // OS-specific detector already did.
 func classify(fi *FSInfo) {
+	k := fsKinds()
 	t := strings.ToLower(fi.Type)
 	sub := strings.ToLower(fi.Subtype)
 	if sub == "" {
@@ -42,20 +57,20 @@ func classify(fi *FSInfo) {
 	}
 	switch {
 	case fi.Kind != "":
-	case sub != "" && objectFUSE[sub]:
+	case sub != "" && k.objectFUSE[sub]:
 		fi.Kind, fi.Remote = "object-storage", true
-	case sub != "" && localFUSE[sub]:
+	case sub != "" && k.localFUSE[sub]:
 		fi.Kind = "local"
 	case t == "fuse" || strings.HasPrefix(t, "fuse.") || sub != "" || t == "macfuse" || t == "osxfuse":
 		fi.Kind, fi.Remote = "fuse", true
-	case networkTypes[t]:
+	case k.networkTypes[t]:
 		fi.Kind, fi.Remote = "network", true
-	case localTypes[t]:
+	case k.localTypes[t]:
 		fi.Kind = "local"
 	default:
 		fi.Kind = "unknown"
 	}
-	if name, ok := cloudFUSE[sub]; ok && fi.Cloud == "" {
+	if name, ok := k.cloudFUSE[sub]; ok && fi.Cloud == "" {
 		fi.Cloud, fi.CloudEvidence = name, "filesystem "+fi.Type
 	}
 }

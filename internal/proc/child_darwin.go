@@ -31,3 +31,5 @@ func (c *Child) signal(sig os.Signal) error {
 	}
 	return err
 }
+
+func warm() {}

@@ -15,6 +15,15 @@ type childSys struct{}
 
 func (childSys) reaped() {}
 
+// warm runs os's one-time check of pidfd support (see Warm): os.FindProcess
+// is the cheapest call that triggers it; the handle it opens on our own PID
+// is closed at once.
+func warm() {
+	if p, err := os.FindProcess(os.Getpid()); err == nil {
+		_ = p.Release()
+	}
+}
+
 // start forks the child from a goroutine locked to its OS thread. The kernel
 // delivers Pdeathsig when the forking thread exits, so that goroutine keeps
 // the thread until the child has been reaped: it does the reaping itself.

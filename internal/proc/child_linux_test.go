@@ -356,3 +356,25 @@ func TestSignalConcurrentWithWait(t *testing.T) {
 		}
 	}
 }
+
+// Done is closed once the child is reaped, and Wait then returns its result
+// at once; Warm before Start changes nothing.
+func TestDoneAndWarm(t *testing.T) {
+	Warm()
+	c, err := Start(exec.Command("sh", "-c", "exit 3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed 10 s after the child was started")
+	}
+	if !c.exited() {
+		t.Fatal("Done closed before the child was reaped")
+	}
+	var ee *exec.ExitError
+	if err := c.Wait(); !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("Wait after Done: %v, want exit status 3", err)
+	}
+}

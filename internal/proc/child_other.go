@@ -29,3 +29,5 @@ func (c *Child) signal(sig os.Signal) error {
 	}
 	return err
 }
+
+func warm() {}

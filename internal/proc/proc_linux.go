@@ -33,7 +33,7 @@ func readStat(name string) (procStat, error) {
 // namespace level from the procfs's level down to ours, so exactly one
 // entry means the levels are the same.
 var ownProcfs = sync.OnceValue(func() bool {
-	st, err := readStat("self")
+	st, err := selfStat()
 	if err != nil || st.PID != os.Getpid() {
 		return false
 	}
@@ -119,8 +119,13 @@ func startTime(pid int) (uint64, error) {
 	return st.StartTime, nil
 }
 
+// selfStat is /proc/self/stat as read once: the fields used of it (PID,
+// start time) never change for a process, and a new process asks for both
+// (ident.Self: start time and LivenessSupported) before its first lock.
+var selfStat = sync.OnceValues(func() (procStat, error) { return readStat("self") })
+
 func selfStartTime() (uint64, error) {
-	st, err := readStat("self")
+	st, err := selfStat()
 	if err != nil {
 		return 0, err
 	}
