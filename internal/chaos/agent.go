@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // agentConf is a machine agent's configuration (JSON in confEnv).
@@ -27,29 +30,51 @@ type agentConf struct {
 // restarts a worker it killed (a new incarnation, a new PID), and obeys the
 // driver's commands on standard input, one per line:
 //
-//	kill PID        SIGKILL the worker with that PID (in this namespace)
-//	stop PID NANOS  SIGSTOP it, SIGCONT it NANOS later
+//	kill LIMIT        SIGKILL the next worker of this machine to acquire
+//	                  the lock, while it holds it
+//	stop NANOS LIMIT  SIGSTOP the next worker of this machine to acquire
+//	                  the lock, while it holds it; SIGCONT it NANOS later
+//	down NANOS LIMIT  the machine fails while one of its workers holds the
+//	                  lock: SIGKILL every worker at once (power loss, or the
+//	                  PC drops off the network), restart them NANOS later
+//	                  (the reboot)
 //
-//	down NANOS      the machine fails: SIGKILL every worker at once (power
-//	                loss, or the PC drops off the network), restart them
-//	                NANOS later (the reboot)
+// LIMIT (ns) bounds the wait for one of this machine's workers to acquire.
 //
-// PID may be "holder": the worker of this machine whose log says it holds
-// the lock at this moment (the driver's view of the holder is a few
-// milliseconds old, and on a fast disk holders change faster).
+// Aiming. Finding the holder from outside (inspecting the lock, reading
+// the workers' logs) misses more often than not since the wait queue hands
+// the lock over at every acquisition: by the time the signal is sent the
+// holder has released. Instead each worker has a control socket to its
+// agent (fd 3). For a command the agent arms its workers ("arm"); an armed
+// worker reports "held TOK DUR" right after Acquire returned (DUR: how long
+// its previous update, read to write_ok, took) and, after its update and
+// Hold, waits for "go TOK" before it releases — it keeps holding the lock,
+// heartbeats and all, like a longer Hold. The first armed worker to report
+// is the victim: the agent disarms the others, waits a random delay in
+// [0, 1.25·DUR] (at least 1 ms, at most a quarter lease), so that the fault
+// lands at a random point of the update (on local disk the update takes
+// less than the agent takes to react: there it lands in the Hold or the
+// wait after it), and signals it. The victim holds the lock at
+// that moment by construction: it cannot release before "go", which the
+// agent sends only after the SIGSTOP (a stopped victim goes on and releases
+// when it is continued; a killed one never gets it). Other armed workers
+// get "go" at once.
 //
-// It answers each with one line on standard output: "ok W INC" naming the
-// worker, or "miss REASON". When standard input closes, it waits for its
-// workers to finish (the driver has created the stop file) and exits.
+// It answers each command with one line on standard output: "ok W INC TOK"
+// naming the victim and its token, or "miss REASON". When standard input
+// closes, it waits for its workers to finish (the driver has created the
+// stop file) and exits.
 //
 // Agent log events: kill(w, inc, pid) just before SIGKILL, reaped(w, inc,
 // pid) once the killed process is reaped, stop(w, inc, pid, d) at SIGSTOP,
 // cont(w, inc, pid) at SIGCONT, exit(w, inc, err) when a worker it did not
-// kill exits with an error.
+// kill exits with an error. The kill and stop of an aimed victim carry its
+// token (tok): the checker verifies that it held that token's lock then.
 type agent struct {
 	c   agentConf
 	lg  *logger
 	exe string
+	rng *rand.Rand // under mu
 
 	mu      sync.Mutex
 	cur     map[int]*proc // worker number -> running incarnation
@@ -57,15 +82,25 @@ type agent struct {
 	// downUntil: the machine is "down" (every worker killed) until then;
 	// no worker restarts before.
 	downUntil time.Time
-	wg        sync.WaitGroup
+	// pending is the command waiting for a victim; nil: none.
+	pending *request
+	wg      sync.WaitGroup
 }
 
 type proc struct {
 	w, inc int
 	cmd    *exec.Cmd
+	ctl    *os.File // control socket to the worker (writes under agent.mu)
 	killed bool
 	paused bool
 	delay  time.Duration // before the restart after a kill
+}
+
+// request is a fault waiting for a victim.
+type request struct {
+	kind string        // kill, stop, down
+	d    time.Duration // pause or down time
+	done chan string   // the answer to the driver
 }
 
 func agentMain() int {
@@ -84,7 +119,8 @@ func agentMain() int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	a := &agent{c: c, lg: lg, exe: exe, cur: map[int]*proc{}}
+	a := &agent{c: c, lg: lg, exe: exe, cur: map[int]*proc{},
+		rng: rand.New(rand.NewSource(time.Now().UnixNano() + int64(c.M)))}
 	for _, w := range c.Workers {
 		if err := a.start(w, 0); err != nil {
 			fmt.Fprintln(os.Stderr, "chaos agent:", err)
@@ -107,7 +143,7 @@ func agentMain() int {
 
 func (a *agent) start(w, inc int) error {
 	wc := a.c.Worker
-	wc.W, wc.Inc = w, inc
+	wc.W, wc.Inc, wc.Ctl = w, inc, true
 	conf, _ := json.Marshal(wc)
 	cmd := exec.Command(a.exe)
 	cmd.Env = append(os.Environ(), RoleEnv+"=worker", confEnv+"="+string(conf))
@@ -118,14 +154,28 @@ func (a *agent) start(w, inc int) error {
 	}
 	cmd.Stderr = ef
 	cmd.Stdout = ef
-	if err := cmd.Start(); err != nil {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
 		ef.Close()
+		return fmt.Errorf("control socket for worker %d: %w", w, err)
+	}
+	ctl, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "ctl-worker")
+	cmd.ExtraFiles = []*os.File{theirs} // fd 3 in the worker
+	err = cmd.Start()
+	theirs.Close()
+	if err != nil {
+		ef.Close()
+		ctl.Close()
 		return fmt.Errorf("starting worker %d: %w", w, err)
 	}
-	p := &proc{w: w, inc: inc, cmd: cmd}
+	p := &proc{w: w, inc: inc, cmd: cmd, ctl: ctl}
 	a.mu.Lock()
 	a.cur[w] = p
+	if a.pending != nil {
+		fmt.Fprintln(p.ctl, "arm")
+	}
 	a.mu.Unlock()
+	go a.listen(p)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -166,126 +216,95 @@ func (a *agent) start(w, inc int) error {
 	return nil
 }
 
-func (a *agent) find(pid int) *proc {
-	for _, p := range a.cur {
-		if p.cmd.Process.Pid == pid {
-			return p
-		}
-	}
-	return nil
-}
-
-// holder returns the running worker whose last logged event is inside a
-// hold (after acq_ok, before rel), or nil.
-func (a *agent) holder() *proc {
-	for _, p := range a.cur {
-		if p.paused || p.killed {
+// listen reads a worker's reports ("held TOK DUR") until it exits.
+func (a *agent) listen(p *proc) {
+	defer p.ctl.Close()
+	sc := bufio.NewScanner(p.ctl)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 || f[0] != "held" {
 			continue
 		}
-		if e, ok := lastEvent(workerLog(a.c.Worker.Out, p.w, p.inc)); ok {
-			switch e.E {
-			case "acq_ok", "read", "read_ok", "read_err", "skip", "write", "write_ok", "write_err":
-				return p
-			}
+		tok, err1 := strconv.ParseUint(f[1], 10, 64)
+		dur, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
 		}
+		a.mu.Lock()
+		req := a.pending
+		if req == nil || p.paused || p.killed {
+			fmt.Fprintf(p.ctl, "go %d\n", tok)
+			a.mu.Unlock()
+			continue
+		}
+		// The victim. It waits for "go" after its update: it holds the
+		// lock until the fault.
+		a.pending = nil
+		a.disarm()
+		bound := time.Duration(dur) * 5 / 4
+		bound = min(max(bound, time.Millisecond), a.c.Worker.Lease/4)
+		delay := time.Duration(a.rng.Int63n(int64(bound) + 1))
+		a.mu.Unlock()
+		go func() {
+			time.Sleep(delay)
+			req.done <- a.fire(req, p, tok)
+		}()
 	}
-	return nil
 }
 
-// lastEvent reads the last complete line of a log.
-func lastEvent(path string) (event, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		return event{}, false
+// disarm tells every worker to stop reporting. Called with mu held.
+func (a *agent) disarm() {
+	for _, q := range a.cur {
+		fmt.Fprintln(q.ctl, "disarm")
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return event{}, false
-	}
-	off := max(fi.Size()-512, 0)
-	buf := make([]byte, fi.Size()-off)
-	n, _ := f.ReadAt(buf, off)
-	lines := strings.Split(strings.TrimRight(string(buf[:n]), "\n"), "\n")
-	var e event
-	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &e); err != nil {
-		return event{}, false
-	}
-	return e, true
 }
 
-func (a *agent) command(f []string) string {
-	if len(f) < 2 {
-		return "miss bad command"
-	}
+// fire performs the fault of req on p, which holds the lock with token tok.
+func (a *agent) fire(req *request, p *proc, tok uint64) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if f[0] == "down" {
-		d, err := strconv.ParseInt(f[1], 10, 64)
-		if err != nil {
-			return "miss bad duration"
-		}
-		if a.holder() == nil {
-			return "miss no worker of this machine holds the lock"
-		}
-		t := now()
-		n := 0
-		a.downUntil = time.Now().Add(time.Duration(d))
-		for _, p := range a.cur {
-			if p.killed {
-				continue
-			}
-			p.killed, p.delay = true, time.Duration(d)
-			if p.cmd.Process.Signal(syscall.SIGKILL) == nil {
-				a.lg.log(event{E: "kill", T: t, W: p.w, Inc: p.inc, PID: p.cmd.Process.Pid, D: d})
-				n++
-			}
-		}
-		return fmt.Sprintf("ok %d workers", n)
-	}
-	var p *proc
-	if f[1] == "holder" {
-		if p = a.holder(); p == nil {
-			return "miss no worker of this machine holds the lock"
-		}
-	} else {
-		pid, err := strconv.Atoi(f[1])
-		if err != nil {
-			return "miss bad pid"
-		}
-		if p = a.find(pid); p == nil {
-			return "miss no worker has pid " + f[1]
-		}
+	if p.killed || p.paused {
+		fmt.Fprintf(p.ctl, "go %d\n", tok)
+		return "miss the victim was killed or paused meanwhile"
 	}
 	pid := p.cmd.Process.Pid
-	if p.paused || p.killed {
-		return "miss busy"
-	}
-	switch f[0] {
+	switch req.kind {
+	case "down":
+		t := now()
+		a.downUntil = time.Now().Add(req.d)
+		for _, q := range a.cur {
+			if q.killed {
+				continue
+			}
+			q.killed, q.delay = true, req.d
+			if q.cmd.Process.Signal(syscall.SIGKILL) == nil {
+				e := event{E: "kill", T: t, W: q.w, Inc: q.inc, PID: q.cmd.Process.Pid, D: req.d.Nanoseconds()}
+				if q == p {
+					e.Tok = tok
+				}
+				a.lg.log(e)
+			}
+		}
 	case "kill":
 		p.killed = true
 		t := now()
 		if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			return "miss " + err.Error()
 		}
-		a.lg.log(event{E: "kill", T: t, W: p.w, Inc: p.inc, PID: pid})
+		a.lg.log(event{E: "kill", T: t, W: p.w, Inc: p.inc, PID: pid, Tok: tok})
 	case "stop":
-		if len(f) < 3 {
-			return "miss bad command"
-		}
-		d, err := strconv.ParseInt(f[2], 10, 64)
-		if err != nil {
-			return "miss bad duration"
-		}
 		p.paused = true
 		t := now()
 		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 			p.paused = false
+			fmt.Fprintf(p.ctl, "go %d\n", tok)
 			return "miss " + err.Error()
 		}
-		a.lg.log(event{E: "stop", T: t, W: p.w, Inc: p.inc, PID: pid, D: d})
+		a.lg.log(event{E: "stop", T: t, W: p.w, Inc: p.inc, PID: pid, D: req.d.Nanoseconds(), Tok: tok})
+		// Read when it is continued: it then goes on to release.
+		fmt.Fprintf(p.ctl, "go %d\n", tok)
 		go func() {
-			time.Sleep(time.Duration(d))
+			time.Sleep(req.d)
 			a.mu.Lock()
 			defer a.mu.Unlock()
 			p.paused = false
@@ -296,8 +315,53 @@ func (a *agent) command(f []string) string {
 			p.cmd.Process.Signal(syscall.SIGCONT)
 			a.lg.log(event{E: "cont", T: t, W: p.w, Inc: p.inc, PID: pid})
 		}()
-	default:
-		return "miss unknown command " + f[0]
 	}
-	return fmt.Sprintf("ok %d %d", p.w, p.inc)
+	return fmt.Sprintf("ok %d %d %d", p.w, p.inc, tok)
+}
+
+// command performs one driver command: it waits (up to its LIMIT) for one
+// of the machine's workers to acquire the lock and faults it.
+func (a *agent) command(f []string) string {
+	req := &request{done: make(chan string, 1)}
+	var nums []int64
+	for _, s := range f[min(1, len(f)):] {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return "miss bad number " + s
+		}
+		nums = append(nums, n)
+	}
+	switch {
+	case len(f) == 2 && f[0] == "kill":
+	case len(f) == 3 && (f[0] == "stop" || f[0] == "down"):
+		req.d = time.Duration(nums[0])
+	default:
+		return "miss bad command"
+	}
+	req.kind = f[0]
+	limit := time.Duration(nums[len(nums)-1])
+	a.mu.Lock()
+	if a.pending != nil {
+		a.mu.Unlock()
+		return "miss busy"
+	}
+	a.pending = req
+	for _, p := range a.cur {
+		fmt.Fprintln(p.ctl, "arm")
+	}
+	a.mu.Unlock()
+	select {
+	case r := <-req.done:
+		return r
+	case <-time.After(limit):
+	}
+	a.mu.Lock()
+	if a.pending == req {
+		a.pending = nil
+		a.disarm()
+		a.mu.Unlock()
+		return fmt.Sprintf("miss no worker of this machine acquired the lock within %v", limit)
+	}
+	a.mu.Unlock()
+	return <-req.done // a victim was found just now
 }

@@ -122,6 +122,7 @@ type workerConf struct {
 	Beat    time.Duration // heartbeat
 	Hold    time.Duration // extra time held after the update
 	Timeout time.Duration // one Acquire's limit
+	Ctl     bool          // fd 3 is the control socket to the agent
 }
 
 func getConf(v any) error {

@@ -4,6 +4,7 @@ package chaos_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -53,19 +54,22 @@ func run(t *testing.T, c chaos.Config) *chaos.Report {
 	return rep
 }
 
-// requireInjected fails the test when no kill or no pause hit a holder, or
-// fewer share faults than planned were injected: a chaos run that injected
-// nothing proves nothing. Since the wait queue the lock changes hands at
-// every acquisition and the driver's 10 s tries often miss the holder on
-// the slower shares (SFTP: 1-3 of 9 kills hit a holder), so one of each
-// kind is required, not all planned; the report gives the counts.
+// requireInjected fails the test unless every planned fault was injected
+// and every kill, machine failure and pause landed on a process while it
+// held the lock (the checker verifies that from the logs: after its
+// Acquire returned, before its Release call, for the token the agent
+// named). The agents aim at the next acquisition of a chosen machine's
+// workers, who then hold the lock until the fault (see agent), so nothing
+// short of all planned is accepted: a chaos run that missed its holders
+// proves less than it claims.
 func requireInjected(t *testing.T, rep *chaos.Report, c chaos.Config) {
 	t.Helper()
-	t.Logf("planned %d kills + %d machine failures, %d pauses, %d faults; injected %d kills of a holder, %d pauses of a holder, %d faults",
-		c.Kills, c.Downs, c.Pauses, c.Faults, rep.KillsHolding, rep.PausesHolding, rep.Faults)
-	if (c.Kills+c.Downs > 0 && rep.KillsHolding < 1) || (c.Pauses > 0 && rep.PausesHolding < 1) || rep.Faults < c.Faults {
-		t.Fatalf("planned %d kills + %d machine failures, %d pauses, %d faults; injected %d kills of a holder, %d pauses of a holder, %d faults",
-			c.Kills, c.Downs, c.Pauses, c.Faults, rep.KillsHolding, rep.PausesHolding, rep.Faults)
+	msg := fmt.Sprintf("planned %d kills + %d machine failures, %d pauses, %d faults; aimed at a holder and hit: %d of %d kills (%d machine failures), %d of %d pauses; %d faults",
+		c.Kills, c.Downs, c.Pauses, c.Faults, rep.AimedKillsHit, rep.AimedKills, rep.Downs, rep.AimedPausesHit, rep.AimedPauses, rep.Faults)
+	t.Log(msg)
+	if rep.AimedKills != c.Kills+c.Downs || rep.AimedKillsHit != rep.AimedKills || rep.Downs != c.Downs ||
+		rep.AimedPauses != c.Pauses || rep.AimedPausesHit != rep.AimedPauses || rep.Faults != c.Faults {
+		t.Fatal(msg)
 	}
 }
 
@@ -266,5 +270,49 @@ func TestCheckerFindsViolations(t *testing.T) {
 	if rep, err := chaos.Check(dir2, chaos.CheckParams{Name: "made-up", Lease: time.Second, Machines: 2, Workers: 1,
 		Start: 0, End: ms(40), FinalValue: &two, FinalToken: 2}); err != nil {
 		t.Fatalf("a correct history was rejected: %v\n%s", err, rep.Text())
+	}
+}
+
+// TestCheckerAimedFaults: a fault the agent aimed at a holder counts as a
+// hit only when it landed inside that hold (after Acquire returned, before
+// Release was called).
+func TestCheckerAimedFaults(t *testing.T) {
+	dir := t.TempDir()
+	ms := func(n int) int64 { return int64(n) * int64(time.Millisecond) }
+	write := func(name string, evs ...map[string]any) {
+		var b strings.Builder
+		for _, e := range evs {
+			js, _ := json.Marshal(e)
+			b.Write(js)
+			b.WriteByte('\n')
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("worker-000-00.log",
+		map[string]any{"e": "start", "t": ms(0), "pid": 5},
+		map[string]any{"e": "acq", "t": ms(0)},
+		map[string]any{"e": "acq_ok", "t": ms(1), "tok": 1},
+		map[string]any{"e": "read", "t": ms(2)},
+		map[string]any{"e": "read_ok", "t": ms(3), "v": 0, "vt": 0},
+		map[string]any{"e": "write", "t": ms(4), "v": 1},
+		map[string]any{"e": "write_ok", "t": ms(5)},
+		map[string]any{"e": "rel", "t": ms(100)},
+		map[string]any{"e": "rel_ok", "t": ms(101)},
+		map[string]any{"e": "acq", "t": ms(102)})
+	write("agent-00.log",
+		map[string]any{"e": "stop", "t": ms(3), "w": 0, "inc": 0, "pid": 5, "d": ms(50), "tok": 1}, // inside the hold
+		map[string]any{"e": "cont", "t": ms(53), "w": 0, "inc": 0, "pid": 5},
+		map[string]any{"e": "kill", "t": ms(100), "w": 0, "inc": 0, "pid": 5, "tok": 1}, // at its Release call: a miss
+		map[string]any{"e": "reaped", "t": ms(103), "w": 0, "inc": 0, "pid": 5})
+	one := int64(1)
+	rep, err := chaos.Check(dir, chaos.CheckParams{Name: "made-up", Lease: time.Second, Machines: 1, Workers: 1,
+		Start: 0, End: ms(200), FinalValue: &one, FinalToken: 1})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, rep.Text())
+	}
+	if rep.AimedPauses != 1 || rep.AimedPausesHit != 1 || rep.AimedKills != 1 || rep.AimedKillsHit != 0 {
+		t.Fatalf("want 1 of 1 pauses and 0 of 1 kills hit; got:\n%s", rep.Text())
 	}
 }

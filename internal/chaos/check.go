@@ -55,6 +55,10 @@ type Report struct {
 	Pauses            int           `json:"pauses"`                // SIGSTOP/SIGCONTs
 	PausesHolding     int           `json:"pauses_while_holding"`  // ... of a process holding the lock
 	Downs             int           `json:"machine_failures"`      // whole machines killed
+	AimedKills        int           `json:"aimed_kills"`           // kills aimed at a holder (kills and machine failures)
+	AimedKillsHit     int           `json:"aimed_kills_hit"`       // ... that landed inside that holder's hold
+	AimedPauses       int           `json:"aimed_pauses"`          // pauses aimed at a holder
+	AimedPausesHit    int           `json:"aimed_pauses_hit"`      // ... that landed inside that holder's hold
 	Faults            int           `json:"faults"`                // fault-share episodes
 	FinalValue        int64         `json:"final_value"`           // the record at the end
 	Overlaps          int           `json:"overlaps"`              // two holds at once
@@ -99,6 +103,11 @@ type incarnation struct {
 	killed       int64 // 0 if not killed; else when SIGKILL was sent
 	reaped       int64 // when the killed process was certainly dead
 	pauses       [][2]int64
+	// killTok, pauseToks: the token of the hold a kill or pause (by
+	// index) was aimed at; 0: not aimed (another worker of a machine that
+	// went down).
+	killTok   uint64
+	pauseToks []uint64
 }
 
 // Recheck checks the logs of an earlier run again (from its run.json).
@@ -185,6 +194,7 @@ func Check(dir string, p CheckParams) (*Report, error) {
 	checkOverlaps(r, incs)
 	checkUpdates(r, incs, holds, finalTok)
 	checkRecovery(r, incs, holds)
+	checkAimed(r, incs)
 	checkLinearizable(r, dir, incs, p)
 	if err := r.write(dir); err != nil {
 		return r, err
@@ -264,7 +274,7 @@ func readLogs(dir string, p CheckParams) ([]*incarnation, error) {
 			switch e.E {
 			case "kill":
 				if in != nil {
-					in.killed = e.T
+					in.killed, in.killTok = e.T, e.Tok
 				}
 			case "reaped":
 				if in != nil {
@@ -273,6 +283,7 @@ func readLogs(dir string, p CheckParams) ([]*incarnation, error) {
 			case "stop":
 				if in != nil {
 					in.pauses = append(in.pauses, [2]int64{e.T, e.T + e.D})
+					in.pauseToks = append(in.pauseToks, e.Tok)
 				}
 			case "cont":
 				if in != nil && len(in.pauses) > 0 {
@@ -554,6 +565,45 @@ func checkRecovery(r *Report, incs []*incarnation, holds []*hold) {
 	}
 }
 
+// checkAimed checks that every fault aimed at a holder (its agent log
+// names the token) landed while that holder held the lock with that token:
+// after Acquire returned it, before it called Release. A miss is not a
+// protocol violation but a chaos run that did not test what it meant to;
+// it is noted, and the tests require none.
+func checkAimed(r *Report, incs []*incarnation) {
+	inHold := func(in *incarnation, tok uint64, t int64) bool {
+		for _, h := range in.holds {
+			if h.tok == tok {
+				return h.acqRet <= t && (h.relCall == 0 || h.relCall > t)
+			}
+		}
+		return false
+	}
+	for _, in := range incs {
+		if in.killTok != 0 {
+			r.AimedKills++
+			if inHold(in, in.killTok, in.killed) {
+				r.AimedKillsHit++
+			} else {
+				r.Notes = append(r.Notes, fmt.Sprintf("kill aimed at worker %d/%d holding token %d landed outside that hold, at %s",
+					in.w, in.inc, in.killTok, ms(in.killed)))
+			}
+		}
+		for i, tok := range in.pauseToks {
+			if tok == 0 {
+				continue
+			}
+			r.AimedPauses++
+			if inHold(in, tok, in.pauses[i][0]) {
+				r.AimedPausesHit++
+			} else {
+				r.Notes = append(r.Notes, fmt.Sprintf("pause aimed at worker %d/%d holding token %d landed outside that hold, at %s",
+					in.w, in.inc, tok, ms(in.pauses[i][0])))
+			}
+		}
+	}
+}
+
 // The porcupine model: one lock plus a register that only the holder
 // updates. Operations:
 //
@@ -783,6 +833,8 @@ func (r *Report) Text() string {
 		r.Acquisitions, r.AcquireErrors, r.Updates, r.UncertainUpdates, r.FinalValue)
 	fmt.Fprintf(&b, "  injected: %d processes killed (%d holders; %d whole-machine failures), %d pauses (%d of a holder), %d share faults\n",
 		r.Kills, r.KillsHolding, r.Downs, r.Pauses, r.PausesHolding, r.Faults)
+	fmt.Fprintf(&b, "  aimed at a holder: %d of %d kills (machine failures included) and %d of %d pauses landed inside its hold\n",
+		r.AimedKillsHit, r.AimedKills, r.AimedPausesHit, r.AimedPauses)
 	fmt.Fprintf(&b, "  holders told they lost the lock: %d at release, %d before writing; writes skipped for a newer token: %d; release errors %d; read errors %d\n",
 		r.ReleasedLost, r.SkippedLost, r.SkippedFenced, r.ReleaseErrors, r.ReadErrors)
 	fmt.Fprintf(&b, "  overlaps %d, lost updates %d, token-order errors %d, recoveries over %v: %d\n",

@@ -5,7 +5,6 @@ package chaos
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,8 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"sharelock"
-	"sharelock/etcdstore"
 	"sharelock/internal/faultfs"
 )
 
@@ -36,7 +33,7 @@ type Config struct {
 	// package etcdstore): the workers lock through it (one store per worker
 	// process, opened at its start, closed at its clean exit; a killed
 	// worker's lease expires server-side), under the logical lock name
-	// "chaos/chaos.db", and the driver finds the holder through it.
+	// "chaos/chaos.db".
 	// Default: the shared-folder store, locking Mounts[i]/chaos.db.
 	Store string
 	// Machines and Workers: Machines simulated machines with Workers worker
@@ -47,7 +44,8 @@ type Config struct {
 	Acquisitions int
 	// Kills and Pauses: how many holders to SIGKILL, and to SIGSTOP for
 	// PauseFor (default 1.5 × Lease + 500 ms) and then SIGCONT, spread
-	// evenly over the run.
+	// evenly over the run. Each lands on a worker while it holds the lock,
+	// at a random point of its update (see agent).
 	Kills, Pauses int
 	PauseFor      time.Duration
 	// Downs: how many times the holder's whole machine fails (every worker
@@ -76,8 +74,6 @@ type Config struct {
 	Timeout time.Duration
 	// Logf, if set, receives progress lines.
 	Logf func(format string, args ...any)
-
-	inspect func(context.Context) (sharelock.Info, error) // the lock's state, set by Run
 }
 
 func (c *Config) defaults() error {
@@ -118,12 +114,13 @@ func (c *Config) defaults() error {
 }
 
 type machine struct {
-	m     int
-	host  string
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	out   *bufio.Reader
-	stder bytes.Buffer
+	m         int
+	host      string
+	downUntil time.Time // its workers are down (and restart) until then
+	cmd       *exec.Cmd
+	in        io.WriteCloser
+	out       *bufio.Reader
+	stder     bytes.Buffer
 }
 
 func (m *machine) send(line string) (string, error) {
@@ -154,22 +151,6 @@ func Run(c Config) (*Report, error) {
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
 		return nil, errors.New("chaos: unshare(1) is not on PATH (Debian package util-linux)")
-	}
-	// The driver's view of the lock, to find its holder.
-	inspectPath := filepath.Join(c.Mounts[0], lockName)
-	var inspectOpts []sharelock.Option
-	if c.Store != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		st, err := etcdstore.Open(ctx, c.Store)
-		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("chaos: opening the store: %w", err)
-		}
-		defer st.Close()
-		inspectPath, inspectOpts = etcdLockName, []sharelock.Option{sharelock.WithStore(st)}
-	}
-	c.inspect = func(ctx context.Context) (sharelock.Info, error) {
-		return sharelock.Inspect(ctx, inspectPath, inspectOpts...)
 	}
 	rec := filepath.Join(c.Mounts[0], recordName)
 	if err := os.WriteFile(rec, []byte("0 0\n"), 0o644); err != nil {
@@ -289,8 +270,8 @@ func Run(c Config) (*Report, error) {
 				plan, trying = plan[1:], time.Time{}
 			case trying.IsZero():
 				trying = time.Now()
-			case time.Since(trying) > 10*time.Second:
-				c.Logf("chaos: giving up on %s %d after 10 s of tries: %v", s.kind, s.n, err)
+			case time.Since(trying) > giveUp:
+				c.Logf("chaos: giving up on %s %d after %v of tries: %v", s.kind, s.n, giveUp, err)
 				plan, trying = plan[1:], time.Time{}
 			}
 			if err != nil {
@@ -325,43 +306,53 @@ func Run(c Config) (*Report, error) {
 	return rep, runErr
 }
 
-// inject performs one fault of the given kind.
+// Waiting for a victim: an agent waits up to aimLimit for one of its
+// workers to acquire the lock (with the wait queue every machine's turn
+// comes within a few handoffs: well under a second on local disk, a few
+// seconds on the slower shares); the driver tries other machines for up to
+// giveUp, then gives the fault up (and the tests fail).
+const (
+	aimLimit = 15 * time.Second
+	giveUp   = 60 * time.Second
+)
+
+// inject performs one fault of the given kind. A kill, pause or machine
+// failure is aimed at a random machine that is up: its agent faults the
+// next of its workers to acquire the lock, while that worker holds it.
 func inject(c *Config, ms []*machine, kind string, k int, rng *rand.Rand) (string, error) {
 	switch kind {
 	case "kill", "pause", "down":
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		info, err := c.inspect(ctx)
-		cancel()
-		if err != nil {
-			return "", err
-		}
-		if info.State != sharelock.Held || info.Holder == nil {
-			return "", fmt.Errorf("lock is %v, holder not known yet", info.State)
-		}
-		var target *machine
+		var up []*machine
 		for _, m := range ms {
-			if m.host == info.Holder.Host {
-				target = m
+			if time.Now().After(m.downUntil) {
+				up = append(up, m)
 			}
 		}
-		if target == nil {
-			return "", fmt.Errorf("holder on unknown host %q", info.Holder.Host)
+		if len(up) == 0 {
+			return "", errors.New("every machine is down")
 		}
-		cmd := "kill holder"
+		target := up[rng.Intn(len(up))]
+		cmd := fmt.Sprintf("kill %d", aimLimit.Nanoseconds())
 		switch kind {
 		case "pause":
-			cmd = fmt.Sprintf("stop holder %d", c.PauseFor.Nanoseconds())
+			cmd = fmt.Sprintf("stop %d %d", c.PauseFor.Nanoseconds(), aimLimit.Nanoseconds())
 		case "down":
-			cmd = fmt.Sprintf("down %d", c.DownFor.Nanoseconds())
+			cmd = fmt.Sprintf("down %d %d", c.DownFor.Nanoseconds(), aimLimit.Nanoseconds())
 		}
 		reply, err := target.send(cmd)
 		if err != nil {
 			return "", fmt.Errorf("machine %s: %w", target.host, err)
 		}
-		if !strings.HasPrefix(reply, "ok ") {
+		var w, inc int
+		var tok uint64
+		if _, err := fmt.Sscanf(reply, "ok %d %d %d", &w, &inc, &tok); err != nil {
 			return "", fmt.Errorf("machine %s: %s", target.host, reply)
 		}
-		return fmt.Sprintf("%s of the holder on %s (token %d or later; worker, incarnation: %s)", kind, target.host, info.Token, strings.TrimPrefix(reply, "ok ")), nil
+		if kind == "down" {
+			// Restarted DownFor after the kill (plus a little).
+			target.downUntil = time.Now().Add(c.DownFor + time.Second)
+		}
+		return fmt.Sprintf("%s of the holder on %s (worker %d, incarnation %d, token %d)", kind, target.host, w, inc, tok), nil
 	case "fault":
 		f := c.Fault
 		switch k % 4 {

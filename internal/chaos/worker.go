@@ -3,6 +3,7 @@
 package chaos
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"sharelock"
@@ -26,8 +28,14 @@ import (
 //	                               ("fenced") or Lock.Check failed ("lost")
 //	write(v) → write_ok | write_err | unpublished (the lock was lost
 //	           before the rename that publishes the write: no effect)
+//	go_timeout                     (armed only) no "go" from the agent in
+//	                               time; it releases anyway
 //	rel → rel_ok | rel_lost | rel_err
 //	done                           the stop file appeared; the worker exits
+//
+// When its agent has armed it (see agent), a worker reports "held TOK DUR"
+// on its control socket right after acq_ok and waits for "go TOK" after its
+// update, before it releases.
 func workerMain() int {
 	var c workerConf
 	if err := getConf(&c); err != nil {
@@ -60,6 +68,11 @@ func workerMain() int {
 		lockPath = etcdLockName
 		opts = append(opts, sharelock.WithStore(st))
 	}
+	var ctl *control
+	if c.Ctl {
+		ctl = newControl(os.NewFile(3, "ctl"))
+	}
+	var lastDur time.Duration // of the previous update (read to write_ok)
 	for {
 		if _, err := os.Stat(stop); err == nil {
 			lg.log(event{E: "done"})
@@ -76,9 +89,15 @@ func workerMain() int {
 		}
 		tok := l.Token()
 		lg.log(event{E: "acq_ok", Tok: tok})
+		armed := ctl.report(tok, lastDur)
+		t0 := time.Now()
 		update(lg, l, recPath, tok)
+		lastDur = time.Since(t0)
 		if c.Hold > 0 {
 			time.Sleep(c.Hold)
+		}
+		if armed && !ctl.waitGo(tok, c.Lease+10*time.Second) {
+			lg.log(event{E: "go_timeout", Tok: tok})
 		}
 		lg.log(event{E: "rel"})
 		switch err := l.Release(); {
@@ -88,6 +107,68 @@ func workerMain() int {
 			lg.log(event{E: "rel_lost", Err: err.Error()})
 		default:
 			lg.log(event{E: "rel_err", Err: err.Error()})
+		}
+	}
+}
+
+// control is a worker's end of its agent's control socket.
+type control struct {
+	f     *os.File
+	armed atomic.Bool
+	goes  chan uint64 // tokens of "go" lines
+}
+
+func newControl(f *os.File) *control {
+	c := &control{f: f, goes: make(chan uint64, 16)}
+	go func() {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fs := strings.Fields(sc.Text())
+			switch {
+			case len(fs) == 1 && fs[0] == "arm":
+				c.armed.Store(true)
+			case len(fs) == 1 && fs[0] == "disarm":
+				c.armed.Store(false)
+			case len(fs) == 2 && fs[0] == "go":
+				if tok, err := strconv.ParseUint(fs[1], 10, 64); err == nil {
+					c.goes <- tok
+				}
+			}
+		}
+		close(c.goes) // the agent is gone: nobody will wait for us
+	}()
+	return c
+}
+
+// report tells the agent, when it armed this worker, that it holds the
+// lock with token tok (its previous update took dur); it then must call
+// waitGo before releasing.
+func (c *control) report(tok uint64, dur time.Duration) bool {
+	if c == nil || !c.armed.Load() {
+		return false
+	}
+	if _, err := fmt.Fprintf(c.f, "held %d %d\n", tok, dur.Nanoseconds()); err != nil {
+		return false
+	}
+	return true
+}
+
+// waitGo waits for the agent's "go" for token tok, at most limit; false if
+// it did not come.
+func (c *control) waitGo(tok uint64, limit time.Duration) bool {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		select {
+		case t, ok := <-c.goes:
+			if !ok {
+				return false
+			}
+			if t == tok {
+				return true
+			}
+		case <-timer.C:
+			return false
 		}
 	}
 }
