@@ -2,6 +2,7 @@ package etcd
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"sharelock/internal/core"
@@ -112,6 +114,42 @@ func TestOpenUnreachable(t *testing.T) {
 		t.Fatalf("took %v", d)
 	}
 	t.Log(err)
+}
+
+// TestEncodeWith: entry.encodeWith writes exactly what encoding/json
+// writes.
+func TestEncodeWith(t *testing.T) {
+	since := time.Date(2026, 11, 27, 9, 12, 3, 456789000, time.UTC)
+	holders := []core.Holder{
+		{},
+		{User: "alice", Host: "FRONTDESK-PC", PID: 42, App: "wems.exe", Since: since, MachineID: "m", BootID: "b", PIDNS: "pid:[1]", StartTime: 7},
+		{User: "Zoë \"<b>&\u2028\x01\xff", Host: "h\tx", App: "a", Since: since.In(time.FixedZone("X", 3600))},
+	}
+	texts := []string{"", "plain text", "quote \" backslash \\ <html> & ünïcode \u2028 \x7f \x00 \xfe", "data/wems.db"}
+	ats := []time.Time{{}, since, since.Add(time.Nanosecond)}
+	n := 0
+	for _, h := range holders {
+		hj, err := json.Marshal(&h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, text := range texts {
+			for _, at := range ats {
+				for _, e := range []entry{
+					{Holder: h, At: at},
+					{Holder: h, LeaseMS: 10000, Kind: kindAcquire, State: stHeld, Reason: text, At: at, Path: text, Nonce: "0123abcd"},
+					{Holder: h, LeaseMS: -1, State: text, Nonce: text, At: at},
+					{Holder: h, Kind: kindBreak, Broke: &holders[1], BrokeToken: 9, Reason: text, At: at},
+				} {
+					n++
+					if got, want := e.encodeWith(hj), e.encode(); got != want {
+						t.Errorf("encodeWith:\n%s\nencoding/json:\n%s", got, want)
+					}
+				}
+			}
+		}
+	}
+	t.Logf("%d entries", n)
 }
 
 func TestTTLRounding(t *testing.T) {
@@ -394,6 +432,208 @@ func TestCloseReleases(t *testing.T) {
 	}
 	if !errors.Is(la.Release(), core.ErrLost) {
 		t.Fatal("release after close")
+	}
+}
+
+// TestDeferredWatch: a hold acquired at once starts the lock's watch only
+// after watchDelay, from the revision after its claim; a break, a release
+// request and a waiter in that window still reach it, with the break's
+// reason: through a watch it starts itself, and through one that another
+// claim of the same store started after it (it then reads its state again).
+func TestDeferredWatch(t *testing.T) {
+	c := startCluster(t, 1)
+	a := openT(t, c.url("/deferred"), WithIdentity(machine("a", 1)))
+	b := openT(t, c.url("/deferred"), WithIdentity(machine("b", 2)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	broken := func(t *testing.T, la core.Lease) {
+		t.Helper()
+		select {
+		case <-la.Lost():
+		case <-time.After(5 * time.Second):
+			t.Fatal("the broken holder's Lost did not fire")
+		}
+		if !strings.Contains(la.Err().Error(), "broken by user-b on b") || !strings.Contains(la.Err().Error(), "in the window") {
+			t.Fatalf("loss reason: %v", la.Err())
+		}
+	}
+
+	t.Run("own watch", func(t *testing.T) {
+		la, err := a.Acquire(ctx, storetest.Req("own", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := la.(*hold)
+		h.inMu.Lock()
+		subscribed := h.in != nil
+		h.inMu.Unlock()
+		if subscribed {
+			t.Fatal("a hold acquired at once subscribed at once")
+		}
+		if _, err := b.Break(ctx, "own", "in the window", true); err != nil {
+			t.Fatal(err)
+		}
+		broken(t, la)
+	})
+
+	t.Run("watch started after the claim", func(t *testing.T) {
+		la, err := a.Acquire(ctx, storetest.Req("joined", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A waiter of the same store starts the lock's watch from after
+		// its own claim, past la's.
+		got := make(chan error, 1)
+		go func() {
+			lw, err := a.Acquire(ctx, storetest.Req("joined", true))
+			if err == nil {
+				err = lw.Release()
+			}
+			got <- err
+		}()
+		for {
+			info, err := b.Inspect(ctx, "joined", core.InspectOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(info.Waiting) == 1 {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if _, err := b.Break(ctx, "joined", "in the window", true); err != nil {
+			t.Fatal(err)
+		}
+		broken(t, la)
+		if err := <-got; err != nil {
+			t.Fatalf("waiter: %v", err)
+		}
+	})
+
+	t.Run("request and waiter", func(t *testing.T) {
+		req := storetest.Req("idle", false)
+		req.IdleLimit, req.IdleGrace = time.Millisecond, time.Hour
+		la, err := a.Acquire(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer la.Release()
+		notices := la.Notices()
+		res, err := b.RequestRelease(ctx, "idle", "please")
+		if err != nil || res.Delivery != core.Delivered {
+			t.Fatalf("request: %+v, %v", res, err)
+		}
+		kinds := map[core.NoticeKind]bool{}
+		go func() {
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			_, _ = b.Acquire(wctx, storetest.Req("idle", true))
+		}()
+		for !kinds[core.NoticeRequest] || !kinds[core.NoticeIdle] {
+			select {
+			case n := <-notices:
+				kinds[n.Kind] = true
+				if n.Kind == core.NoticeIdle && (n.Waiting != 1 || n.From == nil || n.From.User != "user-b") {
+					t.Fatalf("idle notice %+v", n)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("notices seen: %v", kinds)
+			}
+		}
+	})
+}
+
+// TestKeyReuse: a store reuses the name of a q/ key it released for its
+// next claim of the lock; tokens still increase, the history tells each
+// claim apart, and a break marks the right event.
+func TestKeyReuse(t *testing.T) {
+	c := startCluster(t, 1)
+	a := openT(t, c.url("/reuse"), WithIdentity(machine("a", 1)))
+	b := openT(t, c.url("/reuse"), WithIdentity(machine("b", 2)))
+	ctx := context.Background()
+	var prev uint64
+	var keys []string
+	for i := 0; i < 3; i++ {
+		l, err := a.Acquire(ctx, storetest.Req("db", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Token() <= prev {
+			t.Fatalf("token %d after %d", l.Token(), prev)
+		}
+		prev = l.Token()
+		keys = append(keys, l.(*hold).qkey)
+		if i < 2 {
+			if err := l.Release(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		hist, err := b.History(ctx, "db")
+		if err != nil || len(hist) != 3 || hist[0].State != stReleased || hist[1].State != stReleased || hist[2].State != stHeld ||
+			hist[2].Token != l.Token() {
+			t.Fatalf("history %+v, %v", hist, err)
+		}
+		if _, err := b.Break(ctx, "db", "reuse test", true); err != nil {
+			t.Fatal(err)
+		}
+		<-l.Lost()
+		hist, err = b.History(ctx, "db")
+		if err != nil || len(hist) != 4 || hist[1].State != stReleased || hist[2].State != stBroken || hist[3].Kind != kindBreak {
+			t.Fatalf("history after break %+v, %v", hist, err)
+		}
+	}
+	if keys[0] != keys[1] || keys[1] != keys[2] {
+		t.Fatalf("q/ keys not reused: %v", keys)
+	}
+	// A broken claim does not give its name back.
+	l, err := a.Acquire(ctx, storetest.Req("db", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if l.(*hold).qkey == keys[2] {
+		t.Fatal("the name of a broken claim was reused")
+	}
+}
+
+// TestHistoryTrimmed: the history keeps the newest events whatever the
+// revisions of the releases (a pattern of writes that made every token
+// odd once kept it from ever being trimmed).
+func TestHistoryTrimmed(t *testing.T) {
+	c := startCluster(t, 1)
+	a := openT(t, c.url("/trim"), WithIdentity(machine("a", 1)))
+	ctx := context.Background()
+	old := trimOneIn
+	trimOneIn = 4
+	defer func() { trimOneIn = old }()
+	for i := 0; i < keepHistory+100; i++ {
+		l, err := a.Acquire(ctx, storetest.Req("db", false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Release(); err != nil {
+			t.Fatal(err)
+		}
+		// One other write, so that our claims' tokens step by 3.
+		if _, err := a.Client().Put(ctx, a.Prefix()+"/other", "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := a.lockBase("db")
+	for try := 0; ; try++ {
+		r, err := a.Client().Get(ctx, historyPrefix(base), clientv3.WithPrefix(), clientv3.WithCountOnly())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Count <= keepHistory+32 {
+			break
+		}
+		if try == 50 {
+			t.Fatalf("%d history events kept", r.Count)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
