@@ -174,6 +174,17 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				if s.mono()-firstEIO > transientFor {
 					return nil, err
 				}
+				// The error may stick to this one file (smbnetfs kept
+				// failing an older generation's owner file on one mount
+				// while the lock moved on): follow a newer generation.
+				if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
+					head++
+					firstEIO = 0
+					*w = watch{}
+					q.dirty, q.rechecked = true, false
+					poll = s.restartPoll(q)
+					continue
+				}
 				if !sleepCtx(ctx, jitter(max(poll, 10*time.Millisecond))) {
 					return nil, ctx.Err()
 				}

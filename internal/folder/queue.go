@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,10 @@ const (
 )
 
 func queueDir(dir string) string { return filepath.Join(dir, queueName) }
+
+// leftSuffix names the marker directory q/<ticket>.left: the ticket's
+// waiter left the line but could not remove the ticket (see remove).
+const leftSuffix = ".left"
 
 // ticket is our own place in line: a ticket directory and its heartbeat.
 type ticket struct {
@@ -91,7 +96,9 @@ func (s *Store) takeTicket(ctx context.Context, q *queue, req core.Request) erro
 	}
 	var n uint64
 	for _, name := range names {
-		if g, ok := parseGenName(name); ok && g > n {
+		// A left marker counts too: its number must not be taken again
+		// while the marker may outlive its ticket.
+		if g, ok := parseGenName(strings.TrimSuffix(name, leftSuffix)); ok && g > n {
 			n = g
 		}
 	}
@@ -165,8 +172,19 @@ func (t *ticket) run(every time.Duration) {
 // emptied, while others listed it, made Samba answer their opendir with
 // EBUSY (delete pending) and wedged smbnetfs mounts in the chaos runs.
 // A heartbeat write still in flight cannot recreate the file (Overwrite
-// never creates). Best effort: a leftover ticket stops beating and is
-// removed by others after a lease.
+// never creates).
+//
+// A share may refuse the removal while another client has the file open
+// (Samba: EBUSY, a sharing violation, for as long as a waiter reads it —
+// and waiters read the front ticket exactly when it leaves). A ticket left
+// behind would keep everyone deferring to it on every handoff until its
+// lease ran out, so the waiter then creates the marker directory
+// q/<ticket>.left ("this waiter left the line"): the next queue check sees
+// it in its listing, skips the ticket without reading it and removes both.
+// Nothing touches the refused file again (on Samba each refused delete
+// also holds up that client's connection, and smbnetfs mounts wedged when
+// the file was rewritten or the delete retried). Best effort: whatever
+// stays is removed by others once judged dead.
 func (t *ticket) remove() {
 	select {
 	case <-t.stop:
@@ -186,7 +204,12 @@ func (t *ticket) remove() {
 		}
 	}
 	bg := context.Background()
-	_ = s.call(bg, func() error { return s.o.FS.Remove(filepath.Join(t.tdir, ownerName)) }, nil)
+	owner := filepath.Join(t.tdir, ownerName)
+	err := s.call(bg, func() error { return s.o.FS.Remove(owner) }, nil)
+	if err != nil && !isNotExist(err) {
+		_ = s.call(bg, func() error { return s.o.FS.Mkdir(t.tdir + leftSuffix) }, nil)
+		return
+	}
 	_ = s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil)
 }
 
@@ -248,9 +271,33 @@ func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, q
 		return out, pathErr("list wait queue", qd, err)
 	}
 	var nums []uint64
+	left := map[uint64]bool{}
 	for _, n := range names {
-		if g, ok := parseGenName(n); ok && (q.own == nil || g < q.own.n) {
+		if g, ok := parseGenName(strings.TrimSuffix(n, leftSuffix)); ok && strings.HasSuffix(n, leftSuffix) {
+			left[g] = true
+		}
+	}
+	for _, n := range names {
+		g, ok := parseGenName(n)
+		if !ok {
+			continue
+		}
+		if left[g] {
+			// Its waiter left the line: skip it unread, and remove
+			// the ticket, then the marker.
+			delete(left, g)
+			if clean && removeGen(s.o.FS, filepath.Join(qd, n)) {
+				_ = s.o.FS.Rmdir(filepath.Join(qd, n+leftSuffix))
+			}
+			continue
+		}
+		if q.own == nil || g < q.own.n {
 			nums = append(nums, g)
+		}
+	}
+	if clean {
+		for g := range left { // a marker whose ticket is gone
+			_ = s.o.FS.Rmdir(filepath.Join(qd, genName(g)+leftSuffix))
 		}
 	}
 	slices.Sort(nums)

@@ -581,7 +581,21 @@ func probe(sh *Share) error {
 			return nil
 		})
 		if err == nil {
-			if err := bounded(stopGrace, func() error { return os.Remove(a) }); err != nil {
+			// Samba refuses to delete a file another client still has
+			// open (EBUSY): mount B's close reaches the server a moment
+			// after its read returned (FUSE sends the release
+			// asynchronously). Retry for a while.
+			err := bounded(stopGrace, func() error {
+				var err error
+				for try := 0; try < 20; try++ {
+					if err = os.Remove(a); !errors.Is(err, syscall.EBUSY) {
+						return err
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				return err
+			})
+			if err != nil {
 				return fmt.Errorf("removing the probe %s: %w", a, err)
 			}
 			return nil
