@@ -94,10 +94,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	// job) stays ignored, for us and for the child.
 	sigs := make(chan os.Signal, 4)
 	notify(sigs, forwardedSignals)
-	defer stopNotify(sigs)
+	// A store with a connection to close (etcd) may take a while to
+	// close, and Ctrl-C must work then: undo the handlers first.
+	keep := store.closer == nil
+	defer stopNotify(sigs, keep)
 	caught := make(chan os.Signal, 4)
 	notify(caught, caughtSignals)
-	defer stopNotify(caught)
+	defer stopNotify(caught, keep)
 
 	opts := append(store.opts(), sharelock.WithApp(name))
 	leaseSet := false
@@ -319,15 +322,17 @@ func notify(c chan<- os.Signal, sigs []os.Signal) {
 // returns. cmdRun then leaves its signal handlers in place rather than
 // undoing them with signal.Stop, which hands each signal to the runtime's
 // signal thread and waits for its answer (tens of µs apiece) just before the
-// exit drops them anyway; a signal that comes in that last moment is caught
-// and ignored, after the lock is released. Tests, which call cli in the
+// exit drops them anyway; a signal that comes in that last moment (after
+// the release, before exit) is caught and ignored. Not with a store that
+// has a connection to close (stopNotify). Tests, which call cli in the
 // test process, keep it false and get their handlers back.
 var exitAfterCommand bool
 
 // stopNotify undoes notify for c unless the process is about to exit
-// (exitAfterCommand).
-func stopNotify(c chan<- os.Signal) {
-	if !exitAfterCommand {
+// (exitAfterCommand) and keep is set: nothing that can block comes after
+// the command (the folder store has nothing to close).
+func stopNotify(c chan<- os.Signal, keep bool) {
+	if !exitAfterCommand || !keep {
 		signal.Stop(c)
 	}
 }

@@ -218,18 +218,8 @@ func TestChaosShares(t *testing.T) {
 // report the overlap, the lost update and porcupine's verdict.
 func TestCheckerFindsViolations(t *testing.T) {
 	dir := t.TempDir()
-	type ev map[string]any
-	write := func(name string, evs ...ev) {
-		var b strings.Builder
-		for _, e := range evs {
-			js, _ := json.Marshal(e)
-			b.Write(js)
-			b.WriteByte('\n')
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	type ev = map[string]any
+	write := func(name string, evs ...ev) { writeEvents(t, dir, name, evs) }
 	ms := func(n int) int64 { return int64(n) * int64(time.Millisecond) }
 	cycle := func(tok uint64, t0 int, v int64, vt uint64) []ev {
 		return []ev{
@@ -279,17 +269,7 @@ func TestCheckerFindsViolations(t *testing.T) {
 func TestCheckerAimedFaults(t *testing.T) {
 	dir := t.TempDir()
 	ms := func(n int) int64 { return int64(n) * int64(time.Millisecond) }
-	write := func(name string, evs ...map[string]any) {
-		var b strings.Builder
-		for _, e := range evs {
-			js, _ := json.Marshal(e)
-			b.Write(js)
-			b.WriteByte('\n')
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name string, evs ...map[string]any) { writeEvents(t, dir, name, evs) }
 	write("worker-000-00.log",
 		map[string]any{"e": "start", "t": ms(0), "pid": 5},
 		map[string]any{"e": "acq", "t": ms(0)},
@@ -314,5 +294,19 @@ func TestCheckerAimedFaults(t *testing.T) {
 	}
 	if rep.AimedPauses != 1 || rep.AimedPausesHit != 1 || rep.AimedKills != 1 || rep.AimedKillsHit != 0 {
 		t.Fatalf("want 1 of 1 pauses and 0 of 1 kills hit; got:\n%s", rep.Text())
+	}
+}
+
+// writeEvents writes a made-up worker log: one JSON event per line.
+func writeEvents(t *testing.T, dir, name string, evs []map[string]any) {
+	t.Helper()
+	var b strings.Builder
+	for _, e := range evs {
+		js, _ := json.Marshal(e)
+		b.Write(js)
+		b.WriteByte('\n')
+	}
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -142,10 +142,17 @@ func (s *Store) startWatch(base string, in *inbox, rev int64) {
 	}
 	w := s.watches[base]
 	if w != nil && !w.isDead() {
+		// Judge and subscribe in one critical section: run moves next
+		// and delivers under the same lock, so in gets every batch from
+		// next on, and a resync covers what came before.
 		w.mu.Lock()
 		behind := w.next > rev+1
+		w.subs[in] = struct{}{}
+		if w.idle != nil {
+			w.idle.Stop()
+			w.idle = nil
+		}
 		w.mu.Unlock()
-		w.add(in)
 		if behind {
 			in.push(nil, true)
 		}
@@ -218,9 +225,12 @@ func (s *Store) closeWatches() {
 	}
 }
 
-func (w *lockWatch) deliver(b []*clientv3.Event, resync bool) {
+// deliver moves next to the revision after the batch and hands the batch
+// to every subscriber, in one critical section (see startWatch).
+func (w *lockWatch) deliver(next int64, b []*clientv3.Event, resync bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	w.next = next
 	for in := range w.subs {
 		in.push(b, resync)
 	}
@@ -240,10 +250,7 @@ func (w *lockWatch) run(ctx context.Context) {
 				// Events we had not delivered are gone: start from now.
 				r, err := w.s.cli.Get(ctx, w.base+"\x00", clientv3.WithCountOnly())
 				if err == nil {
-					w.mu.Lock()
-					w.next = r.Header.Revision + 1
-					w.mu.Unlock()
-					w.deliver(nil, true)
+					w.deliver(r.Header.Revision+1, nil, true)
 				}
 				break
 			}
@@ -252,10 +259,7 @@ func (w *lockWatch) run(ctx context.Context) {
 			}
 			try = 0
 			if len(wr.Events) > 0 {
-				w.mu.Lock()
-				w.next = wr.Events[len(wr.Events)-1].Kv.ModRevision + 1
-				w.mu.Unlock()
-				w.deliver(wr.Events, false)
+				w.deliver(wr.Events[len(wr.Events)-1].Kv.ModRevision+1, wr.Events, false)
 			}
 		}
 		cancel()

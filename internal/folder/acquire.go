@@ -177,9 +177,9 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				// The error may stick to this one file (smbnetfs kept
 				// failing an older generation's owner file on one mount
 				// while the lock moved on): follow a newer generation.
+				// The clock keeps running until a read succeeds.
 				if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
 					head++
-					firstEIO = 0
 					*w = watch{}
 					q.dirty, q.rechecked = true, false
 					poll = s.restartPoll(q)

@@ -40,6 +40,10 @@ func queueDir(dir string) string { return filepath.Join(dir, queueName) }
 // waiter left the line but could not remove the ticket (see remove).
 const leftSuffix = ".left"
 
+// leftLinger is how long a client sees a .left marker before it removes the
+// marked ticket.
+const leftLinger = time.Second
+
 // ticket is our own place in line: a ticket directory and its heartbeat.
 type ticket struct {
 	s    *Store
@@ -64,6 +68,22 @@ type queue struct {
 	none    bool              // a fresh listing showed no q/: skip the first check
 	// rechecked: the one extra check after a head move was made (acquire.go).
 	rechecked bool
+	// leftSeen: mono time this client first saw each .left marker.
+	leftSeen map[uint64]time.Duration
+}
+
+// leftFor records that ticket g's .left marker is seen now and returns for
+// how long this client has seen it.
+func (q *queue) leftFor(g uint64, now time.Duration) time.Duration {
+	if q.leftSeen == nil {
+		q.leftSeen = map[uint64]time.Duration{}
+	}
+	first, ok := q.leftSeen[g]
+	if !ok {
+		q.leftSeen[g] = now
+		return 0
+	}
+	return now - first
 }
 
 // queueCheck is the result of judging the tickets ahead of us.
@@ -203,14 +223,23 @@ func (t *ticket) remove() {
 		case <-time.After(time.Second):
 		}
 	}
-	bg := context.Background()
-	owner := filepath.Join(t.tdir, ownerName)
-	err := s.call(bg, func() error { return s.o.FS.Remove(owner) }, nil)
-	if err != nil && !isNotExist(err) {
-		_ = s.call(bg, func() error { return s.o.FS.Mkdir(t.tdir + leftSuffix) }, nil)
+	if t.gone.Load() {
+		// Judged dead and removed by others: the number may be someone
+		// else's ticket by now. Touch nothing.
 		return
 	}
-	_ = s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil)
+	bg := context.Background()
+	owner := filepath.Join(t.tdir, ownerName)
+	mark := func() { _ = s.call(bg, func() error { return s.o.FS.Mkdir(t.tdir + leftSuffix) }, nil) }
+	if err := s.call(bg, func() error { return s.o.FS.Remove(owner) }, nil); err != nil && !isNotExist(err) {
+		mark()
+		return
+	}
+	if err := s.call(bg, func() error { return s.o.FS.Rmdir(t.tdir) }, nil); err != nil && !isNotExist(err) {
+		// The delete was accepted but is pending (Windows, SMB: another
+		// handle still open), so the directory stays for now.
+		mark()
+	}
 }
 
 // linePoll is the longest poll interval of the first in line while the
@@ -271,6 +300,7 @@ func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, q
 		return out, pathErr("list wait queue", qd, err)
 	}
 	var nums []uint64
+	now := s.mono()
 	left := map[uint64]bool{}
 	for _, n := range names {
 		if g, ok := parseGenName(strings.TrimSuffix(n, leftSuffix)); ok && strings.HasSuffix(n, leftSuffix) {
@@ -283,11 +313,16 @@ func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, q
 			continue
 		}
 		if left[g] {
-			// Its waiter left the line: skip it unread, and remove
-			// the ticket, then the marker.
+			// Its waiter left the line: skip it unread. The ticket is
+			// removed once this client has seen the marker for a while
+			// (the reader whose open handle made its waiter's delete
+			// fail is done by then: removing at once only met the same
+			// refusal); the marker stays until a later check finds
+			// the ticket gone (below), so that the number is not taken
+			// again meanwhile.
 			delete(left, g)
-			if clean && removeGen(s.o.FS, filepath.Join(qd, n)) {
-				_ = s.o.FS.Rmdir(filepath.Join(qd, n+leftSuffix))
+			if clean && q.leftFor(g, now) >= leftLinger {
+				removeGen(s.o.FS, filepath.Join(qd, n))
 			}
 			continue
 		}
@@ -296,7 +331,11 @@ func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, q
 		}
 	}
 	if clean {
-		for g := range left { // a marker whose ticket is gone
+		// A marker whose ticket is gone (in this fresh listing). Only
+		// now may the number be taken again; a cleaner that listed
+		// before the ticket went and acts after a new ticket took the
+		// number would remove that one (milliseconds; fairness only).
+		for g := range left {
 			_ = s.o.FS.Rmdir(filepath.Join(qd, genName(g)+leftSuffix))
 		}
 	}
@@ -308,7 +347,6 @@ func (s *Store) checkQueue(ctx context.Context, q *queue, lease time.Duration, q
 	if q.watches == nil {
 		q.watches = map[uint64]*watch{}
 	}
-	now := s.mono()
 	for _, n := range nums {
 		v, _ := s.lookTicket(ctx, qd, n)
 		if v.raw == nil && !s.exists(ctx, filepath.Join(qd, genName(n))) {

@@ -3,7 +3,6 @@ package folder
 import (
 	"context"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -22,17 +21,34 @@ type refusingFS struct {
 	OSFS
 	busyTickets atomic.Bool
 	eioPath     atomic.Pointer[string]
+	ticketCalls atomic.Int64 // Remove and Overwrite calls on tickets' owner files
+	eios        atomic.Int64 // EIOs injected
+}
+
+func inQueue(name string) bool {
+	return strings.Contains(name, string(filepath.Separator)+queueName+string(filepath.Separator))
 }
 
 func (f *refusingFS) Remove(name string) error {
-	if f.busyTickets.Load() && strings.Contains(name, string(filepath.Separator)+queueName+string(filepath.Separator)) {
-		return &pathError{name, syscall.EBUSY}
+	if inQueue(name) {
+		f.ticketCalls.Add(1)
+		if f.busyTickets.Load() {
+			return &pathError{name, syscall.EBUSY}
+		}
 	}
 	return f.OSFS.Remove(name)
 }
 
+func (f *refusingFS) Overwrite(name string, data []byte) error {
+	if inQueue(name) && !strings.Contains(string(data), stWaiting) {
+		f.ticketCalls.Add(1) // not a heartbeat
+	}
+	return f.OSFS.Overwrite(name, data)
+}
+
 func (f *refusingFS) ReadFile(name string) ([]byte, error) {
 	if p := f.eioPath.Load(); p != nil && *p == name {
+		f.eios.Add(1)
 		return nil, &pathError{name, syscall.EIO}
 	}
 	return f.OSFS.ReadFile(name)
@@ -47,9 +63,11 @@ func (e *pathError) Error() string { return e.path + ": " + e.err.Error() }
 func (e *pathError) Unwrap() error { return e.err }
 
 // TestTicketLeftWhenRemovalRefused: a waiter that got the lock but could
-// not remove its ticket (EBUSY) marks it "released", so nobody defers to a
-// ticket whose waiter left the line (before, everyone deferred to it on
-// every handoff until its lease ran out).
+// not remove its ticket (EBUSY) marks it with q/<ticket>.left and touches
+// the file no more, so nobody defers to a ticket whose waiter left the line
+// (before, everyone deferred to it on every handoff until its lease ran
+// out); Inspect does not list it; a cleaning check removes the ticket once
+// it has seen the marker for leftLinger, and the marker at a later check.
 func TestTicketLeftWhenRemovalRefused(t *testing.T) {
 	db := filepath.Join(testdir.New(t), "wems.db")
 	ctx := context.Background()
@@ -81,35 +99,62 @@ func TestTicketLeftWhenRemovalRefused(t *testing.T) {
 		t.FailNow()
 	}
 	l1.Release()
-	if q := tickets(t, db); len(q) != 2 || q[1] != q[0]+leftSuffix {
+	q := tickets(t, db)
+	if len(q) != 2 || q[1] != q[0]+leftSuffix {
 		t.Fatalf("q/ after the refused removal: %v, want the ticket left behind and its marker", q)
 	}
-	// The owner file was not touched again after the refused delete.
-	owner := filepath.Join(queueDir(LockDir(db)), tickets(t, db)[0], ownerName)
-	if raw, err := os.ReadFile(owner); err != nil || !strings.Contains(string(raw), stWaiting) {
-		t.Fatalf("left ticket's owner file: %q, %v", raw, err)
+	// One refused delete, then nothing more on that file (no rewrite, no
+	// retry).
+	if n := rfs.ticketCalls.Load(); n != 1 {
+		t.Fatalf("%d Remove/Overwrite calls on the ticket's owner file, want the 1 refused delete", n)
 	}
-	// A free lock with only a left ticket in q/: granted at once, without
-	// waiting (a live ticket would refuse it: "waiting in line").
+	// Inspect (never cleans) does not count it as waiting.
 	other := newStore(t, Options{Self: machine("other", 102)})
+	if info, err := other.Inspect(ctx, db, core.InspectOptions{}); err != nil || len(info.Waiting) != 0 {
+		t.Fatalf("Inspect shows %d waiting (%v), want none", len(info.Waiting), err)
+	}
+	if q2 := tickets(t, db); len(q2) != 2 {
+		t.Fatalf("Inspect changed q/: %v", q2)
+	}
+	// A free lock with only a left ticket in line: granted at once without
+	// waiting (a live ticket would refuse it: "waiting in line"). This
+	// check has just seen the marker: it leaves the ticket alone.
 	l2, err := other.Acquire(ctx, req(db))
 	if err != nil {
 		t.Fatalf("TryAcquire with only a left ticket in line: %v", err)
 	}
 	l2.Release()
-	if info, err := other.Inspect(ctx, db, core.InspectOptions{}); err != nil || len(info.Waiting) != 0 {
-		t.Fatalf("Inspect shows %d waiting (%v), want none", len(info.Waiting), err)
+	if q2 := tickets(t, db); len(q2) != 2 {
+		t.Fatalf("q/ right after a check that saw the marker first: %v, want both still there", q2)
 	}
-	// The next queue check that may clean removed both (the share no
-	// longer refuses).
-	rfs.busyTickets.Store(false)
-	l3, err := waiter.Acquire(ctx, req(db))
+	// A waiter that sees the marker for leftLinger removes the ticket, and
+	// a later check the marker.
+	l3, err := other.Acquire(ctx, req(db))
 	if err != nil {
 		t.Fatal(err)
 	}
+	waiterReq := req(db)
+	waiterReq.Wait = true
+	done := make(chan error, 1)
+	go func() {
+		l, err := newStore(t, Options{Self: machine("third", 103)}).Acquire(ctx, waiterReq)
+		if err == nil {
+			l.Release()
+		}
+		done <- err
+	}()
+	time.Sleep(leftLinger + 300*time.Millisecond)
 	l3.Release()
-	if q := tickets(t, db); len(q) != 0 {
-		t.Fatalf("q/ after a cleaning check: %v, want empty", q)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	l4, err := other.Acquire(ctx, req(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l4.Release()
+	if q2 := tickets(t, db); len(q2) != 0 {
+		t.Fatalf("q/ after cleaning checks: %v, want empty", q2)
 	}
 }
 
@@ -169,6 +214,9 @@ func TestWaiterFollowsPastEIO(t *testing.T) {
 	// (10 s) and failed.
 	if d := res.at.Sub(released); d > 5*time.Second {
 		t.Fatalf("waiter took %v after b's release", d)
+	}
+	if rfs.eios.Load() == 0 {
+		t.Fatal("no EIO was injected: the test tested nothing")
 	}
 	if !errors.Is(&pathError{"x", syscall.EIO}, syscall.EIO) {
 		t.Fatal("pathError does not unwrap")
