@@ -464,7 +464,12 @@ func mountFUSE(sh *Share, r *reaper, mnt, name string, env []string, argv ...str
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	sh.onClose(um)
+	stop := make(chan struct{})
+	go watchMount(sh, mnt, stop)
+	sh.onClose(func() error {
+		close(stop)
+		return um()
+	})
 	return nil
 }
 
