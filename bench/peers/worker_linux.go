@@ -91,6 +91,9 @@ func newGoLocker(tool, path string) (goLocker, error) {
 	return nil, fmt.Errorf("no Go contender for tool %q", tool)
 }
 
+// heldLock keeps a "hold" worker's lock reachable until it is killed.
+var heldLock func() error
+
 // workerMain runs one Go contender process (the driver re-executed with
 // -worker): the same modes and output as node/contender.js.
 //
@@ -167,9 +170,14 @@ func workerMain(tool string, args []string) error {
 		}
 		fmt.Fprintf(out, "%d %d\n", ops, monoNow()-begin)
 	case "hold":
-		if _, err := lk.acquire(ctx, true); err != nil {
+		release, err := lk.acquire(ctx, true)
+		if err != nil {
 			return fmt.Errorf("hold: %w", err)
 		}
+		// Keep the lock reachable: gofrs/flock's *os.File, once garbage,
+		// is closed by its cleanup, which drops the flock (the waiter then
+		// "got" it 300 ms before the kill).
+		heldLock = release
 		fmt.Fprintf(out, "held %d\n", monoNow())
 		out.Flush()
 		select {} // until killed
