@@ -255,6 +255,15 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				continue
 			}
 			if ls != nil {
+				if t := q.own; t != nil {
+					// Leave the line after returning (see held.ticketGone).
+					q.own = nil
+					ls.ticketGone = make(chan struct{})
+					go func() {
+						defer close(ls.ticketGone)
+						t.remove()
+					}()
+				}
 				return ls, nil
 			}
 			walked++

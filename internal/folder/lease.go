@@ -37,6 +37,13 @@ type held struct {
 	relErr   error
 	relOnce  sync.Once
 
+	// ticketGone is closed once the wait-queue ticket this hold was
+	// waiting with has been removed (nil: it had none). The removal runs
+	// after Acquire returned, so it is not on the handoff's path; Release
+	// waits for it before freeing the lock, so that nobody then defers to
+	// a ticket whose waiter holds or held the lock.
+	ticketGone chan struct{}
+
 	// Release requests and idle release (request.go, idle.go).
 	notices   chan core.Notice
 	listening atomic.Bool  // Notices was called
@@ -301,6 +308,9 @@ func (h *held) rewriteAfterPending(state string) {
 // caller learns its work may not have been protected.
 func (h *held) Release() error {
 	h.relOnce.Do(func() {
+		if h.ticketGone != nil {
+			<-h.ticketGone
+		}
 		h.released.Store(true)
 		close(h.stop)
 		<-h.done

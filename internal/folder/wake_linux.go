@@ -238,7 +238,17 @@ func (w *waker) follow(head uint64, watchGen bool, ticket uint64) (added bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.head = head
-	if w.lockWD < 0 {
+	// New generations matter to the front of the line (and to a waiter
+	// without a ticket) only: behind it, a waiter learns that its turn
+	// comes from the queue (a ticket ahead leaving), and waking the whole
+	// line at every claim made the claimer wait for the CPU (2 cores, 8
+	// processes: a cross-process handoff took 0.4 ms instead of 0.15).
+	wantLock := watchGen || ticket == 0
+	if w.lockWD >= 0 && !wantLock {
+		_, _ = unix.InotifyRmWatch(w.fd, uint32(w.lockWD))
+		w.lockWD = -1
+	}
+	if w.lockWD < 0 && wantLock {
 		if wd, err := unix.InotifyAddWatch(w.fd, w.dir, wakeLockMask); err == nil {
 			w.lockWD, added = wd, true
 		}
@@ -272,7 +282,8 @@ func (w *waker) needs(head uint64, watchGen bool, ticket uint64) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.head != head || w.lockWD < 0 || (watchGen != (w.genWD >= 0)) ||
+	wantLock := watchGen || ticket == 0
+	return w.head != head || (wantLock != (w.lockWD >= 0)) || (watchGen != (w.genWD >= 0)) ||
 		(watchGen && w.gen != head) || (ticket != 0 && (w.qWD < 0 || w.ticket != ticket))
 }
 
