@@ -175,12 +175,18 @@ func workerMain(tool string, args []string) error {
 			return fmt.Errorf("hold: %w", err)
 		}
 		// Keep the lock reachable: gofrs/flock's *os.File, once garbage,
-		// is closed by its cleanup, which drops the flock (the waiter then
-		// "got" it 300 ms before the kill).
+		// is closed by its cleanup, which would drop the flock.
 		heldLock = release
 		fmt.Fprintf(out, "held %d\n", monoNow())
 		out.Flush()
-		select {} // until killed
+		// Until killed. Not select {}: in a static (CGO_ENABLED=0) build a
+		// process whose only goroutine blocks forever without a timer
+		// dies of "all goroutines are asleep - deadlock!", which dropped
+		// gofrs/flock's lock at once (its waiter then "got" it 300 ms
+		// before the kill: negative takeover times).
+		for {
+			time.Sleep(time.Hour)
+		}
 	case "wait":
 		fmt.Fprintln(out, "waiting")
 		out.Flush()
