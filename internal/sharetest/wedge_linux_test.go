@@ -45,7 +45,16 @@ func TestWatchMountAbortsWedgedMount(t *testing.T) {
 		f.Unhang()
 		t.Fatal("the watchdog did not abort the wedged mount within 30 s")
 	}
-	if data, err := os.ReadFile(filepath.Join(sh.Dir, "wedged.log")); err != nil || len(data) == 0 {
-		t.Fatalf("no wedged.log: %v", err)
+	// The watchdog writes its log just after the abort that freed the call.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		data, err := os.ReadFile(filepath.Join(sh.Dir, "wedged.log"))
+		if err == nil && len(data) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no wedged.log: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
