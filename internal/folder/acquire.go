@@ -165,13 +165,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				// (smbnetfs answers EIO now and then under load) for
 				// up to transientFor; anything else, or longer, ends
 				// the wait with the error.
-				if !req.Wait || !errors.Is(err, syscall.EIO) {
-					return nil, err
-				}
-				if firstEIO == 0 {
-					firstEIO = s.mono()
-				}
-				if s.mono()-firstEIO > transientFor {
+				if !s.rideOut(err, req.Wait, &firstEIO) {
 					return nil, err
 				}
 				// The error may stick to this one file (smbnetfs kept
@@ -240,13 +234,7 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				// mkdir did create the generation, the next round finds
 				// it taken (EEXIST) and judges it like any claim without
 				// a record (stale after the claim window): safe, slower.
-				if !req.Wait || !errors.Is(err, syscall.EIO) {
-					return nil, err
-				}
-				if claimEIO == 0 {
-					claimEIO = s.mono()
-				}
-				if s.mono()-claimEIO > transientFor {
+				if !s.rideOut(err, req.Wait, &claimEIO) {
 					return nil, err
 				}
 				if !sleepCtx(ctx, jitter(max(poll, 10*time.Millisecond))) {
@@ -477,6 +465,19 @@ func (s *Store) openWaker(ctx context.Context, dir string) *waker {
 		return nil
 	}
 	return w
+}
+
+// rideOut reports whether a waiting acquire rides out err: an EIO (a
+// share's transient I/O error) within transientFor of the first of the
+// series, whose time *since keeps (0: none yet; set here).
+func (s *Store) rideOut(err error, wait bool, since *time.Duration) bool {
+	if !wait || !errors.Is(err, syscall.EIO) {
+		return false
+	}
+	if *since == 0 {
+		*since = s.mono()
+	}
+	return s.mono()-*since <= transientFor
 }
 
 // errNotLocal: the lock directory is on a share (no wake-ups there).
