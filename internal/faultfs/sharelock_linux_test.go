@@ -97,18 +97,28 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 
-	var first, fresh, warm, rel perOp
+	var first, fresh, hinted, warm, rel perOp
 	const paths, warmRuns = 4, 10 // tokens stay below 16: no garbage collection runs
+	hints := t.TempDir()
 	for i := range paths {
 		path := filepath.Join(fsys.Dir(), fmt.Sprintf("db%d", i))
 		// The very first acquire: creates the lock folder.
-		s := folder.New(folder.Options{Self: machine("A", 100)})
+		s := folder.New(folder.Options{Self: machine("A", 100), HintDir: hints})
 		var l *sharelock.Lock
 		first.add(measure(func() { l = acquire(s, path) }))
 		rel.add(measure(func() { release(l) }))
-		// A fresh store (a new process): starts from a listing.
-		s = folder.New(folder.Options{Self: machine("A", 101)})
+		// A fresh store (a new process) without machine hints: starts
+		// from a listing.
+		s = folder.New(folder.Options{Self: machine("A", 101), NoMachineHints: true})
 		fresh.add(measure(func() { l = acquire(s, path) }))
+		rel.add(measure(func() { release(l) }))
+		// A fresh store on the machine of a process that released it
+		// (this share is a FUSE mount, so the release left a hint).
+		s = folder.New(folder.Options{Self: machine("A", 100), HintDir: hints})
+		l = acquire(s, path)
+		release(l)
+		s = folder.New(folder.Options{Self: machine("A", 103), HintDir: hints})
+		hinted.add(measure(func() { l = acquire(s, path) }))
 		rel.add(measure(func() { release(l) }))
 		// The same store again: starts from its hint.
 		for range warmRuns {
@@ -137,13 +147,14 @@ func TestRoundTrips(t *testing.T) {
 
 	t.Logf("acquire, first ever (creates the lock folder): %v", &first)
 	t.Logf("acquire, fresh store (listing):                %v", &fresh)
+	t.Logf("acquire, fresh store (machine hint):           %v", &hinted)
 	t.Logf("acquire, warm store (hint):                    %v", &warm)
 	t.Logf("release:                                       %v", &rel)
 	t.Logf("heartbeat:                                     %v", &beat)
-	t.Logf("ROUND TRIPS per operation (no client caches): acquire first-ever=%.1f fresh-store=%.1f warm=%.1f; release=%.1f; heartbeat=%.1f",
-		first.mean(), fresh.mean(), warm.mean(), rel.mean(), beat.mean())
+	t.Logf("ROUND TRIPS per operation (no client caches): acquire first-ever=%.1f fresh-store=%.1f fresh-store-with-machine-hint=%.1f warm=%.1f; release=%.1f; heartbeat=%.1f",
+		first.mean(), fresh.mean(), hinted.mean(), warm.mean(), rel.mean(), beat.mean())
 
-	for name, p := range map[string]*perOp{"first": &first, "fresh": &fresh, "warm": &warm, "release": &rel, "heartbeat": &beat} {
+	for name, p := range map[string]*perOp{"first": &first, "fresh": &fresh, "hinted": &hinted, "warm": &warm, "release": &rel, "heartbeat": &beat} {
 		if p.mean() <= 0 {
 			t.Errorf("%s: no calls counted", name)
 		}
@@ -153,6 +164,9 @@ func TestRoundTrips(t *testing.T) {
 	}
 	if beat.mean() > 20 {
 		t.Errorf("a heartbeat takes %.1f calls", beat.mean())
+	}
+	if hinted.mean() >= fresh.mean() {
+		t.Errorf("a fresh acquire with another process's machine hint (%.1f calls) costs no less than one without (%.1f)", hinted.mean(), fresh.mean())
 	}
 	if warm.mean() > fresh.mean() {
 		t.Errorf("warm acquire (%.1f calls) costs more than a fresh one (%.1f)", warm.mean(), fresh.mean())

@@ -76,6 +76,11 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 	s.mu.Lock()
 	h, ok := s.hints[dir]
 	s.mu.Unlock()
+	if !ok {
+		// A new process: another process of this machine may have left
+		// the generation it released (machinehint.go).
+		h, ok = s.loadMachineHint(dir)
+	}
 	var head uint64
 	var evidence time.Duration
 	knownFree := false

@@ -349,6 +349,7 @@ func (h *held) Release() error {
 		checked := h.checked
 		h.mu.Unlock()
 		s.setHint(h.dir, hint{gen: h.rec.Token, evidence: checked, released: true})
+		s.saveMachineHint(h.dir, hint{gen: h.rec.Token, evidence: checked, released: true})
 	})
 	return h.relErr
 }

@@ -91,6 +91,13 @@ type Options struct {
 	// Liveness decides whether a process recorded by a holder on this
 	// machine is alive; default proc.Check.
 	Liveness func(pid int, startTime uint64) proc.Liveness
+	// HintDir is the local folder where processes of this machine leave
+	// each other the last generation they released of a lock on a share,
+	// which saves the next one a round trip (machinehint.go); default the
+	// user's cache folder (sharelock/hints). Used only with the system
+	// clock, on Linux. NoMachineHints turns them off.
+	HintDir        string
+	NoMachineHints bool
 }
 
 // Store is the shared-folder store. It is safe for concurrent use.
@@ -101,6 +108,12 @@ type Store struct {
 	mu      sync.Mutex
 	hints   map[string]hint
 	gcAfter map[string]time.Duration // per lock dir: no collection before this mono time
+
+	// Machine hints (machinehint.go): hintDir "" when off; shareDirs
+	// caches onShare per lock dir (guarded by mu).
+	hintDir   string
+	onShare   func(dir string) bool
+	shareDirs map[string]bool
 }
 
 // hint remembers, per lock directory, the last generation this process
@@ -119,6 +132,7 @@ func New(o Options) *Store {
 	if o.Clock == nil {
 		o.Clock = clock.System{}
 	}
+	_, systemClock := o.Clock.(clock.System)
 	if o.OpTimeout <= 0 {
 		o.OpTimeout = DefaultOpTimeout
 	}
@@ -143,7 +157,13 @@ func New(o Options) *Store {
 	if o.Liveness == nil {
 		o.Liveness = proc.Check
 	}
-	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}}
+	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}, onShare: onShare, shareDirs: map[string]bool{}}
+	if machineHintsSupported && systemClock && !o.NoMachineHints {
+		s.hintDir = o.HintDir
+		if s.hintDir == "" {
+			s.hintDir = defaultHintDir()
+		}
+	}
 	if o.Self != nil {
 		s.self = *o.Self
 	} else {
