@@ -145,17 +145,24 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 	wkTried := false
 	defer func() { wk.Close() }()
 	probeNext := false // woken by a newer generation: follow it first
+	// nextExists: does head+1 exist (the lock moved on past our head)?
+	nextExists := func() bool { return s.exists(ctx, filepath.Join(dir, genName(head+1))) }
+	// moveTo makes gen our head: judge it afresh (a new watch), look at
+	// the line again, and poll fast from the start.
+	moveTo := func(gen uint64) {
+		head = gen
+		*w = watch{}
+		q.dirty, q.rechecked = true, false
+		poll = s.restartPoll(q)
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if probeNext {
 			probeNext = false
-			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
-				head++
-				*w = watch{}
-				q.dirty, q.rechecked = true, false
-				poll = s.restartPoll(q)
+			if nextExists() {
+				moveTo(head + 1)
 			}
 		}
 		var v view
@@ -177,11 +184,8 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				// failing an older generation's owner file on one mount
 				// while the lock moved on): follow a newer generation.
 				// The clock keeps running until a read succeeds.
-				if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
-					head++
-					*w = watch{}
-					q.dirty, q.rechecked = true, false
-					poll = s.restartPoll(q)
+				if nextExists() {
+					moveTo(head + 1)
 					continue
 				}
 				if !sleepCtx(ctx, jitter(max(poll, 10*time.Millisecond))) {
@@ -279,14 +283,12 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 				// or we were far behind) — but never backwards: a listing
 				// may come from a client cache (sshfs: 20 s) and miss
 				// generations we have seen exist.
-				head, evidence = max(head+1, restart.max()), restart.evidence
+				evidence = restart.evidence
+				moveTo(max(head+1, restart.max()))
 			} else {
 				// Someone else claimed head+1 first: judge it afresh.
-				head++
+				moveTo(head + 1)
 			}
-			*w = watch{}
-			q.dirty, q.rechecked = true, false
-			poll = s.restartPoll(q)
 			continue
 		}
 		if req.Wait && (q.own == nil || q.own.gone.Load()) && !free && !v.free() {
@@ -327,9 +329,8 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			if changed := w.seen && w.gen == v.gen && w.changed != w.first; tryUntil == 0 || s.mono() >= tryUntil || changed {
 				// Before refusing, make sure v is still the newest
 				// generation (our starting point may be behind).
-				if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
-					head++
-					*w = watch{}
+				if nextExists() {
+					moveTo(head + 1)
 					tryUntil = 0
 					continue
 				}
@@ -343,11 +344,8 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		// matters is whether the front claimed the next one.
 		polls++
 		if polls%8 == 0 || deferred {
-			if s.exists(ctx, filepath.Join(dir, genName(head+1))) {
-				head++
-				*w = watch{}
-				q.dirty, q.rechecked = true, false
-				poll = s.restartPoll(q)
+			if nextExists() {
+				moveTo(head + 1)
 				continue
 			}
 		}
