@@ -1,114 +1,20 @@
 package main
 
-// The CLI with an etcd store: a real etcd server on a loopback port (as in
-// internal/etcd's tests), the plain sharelock handing over to the
+// The CLI with an etcd store: a real etcd server on a loopback port
+// (internal/etcdtest), the plain sharelock handing over to the
 // sharelock-etcd built beside it. Without the etcd binary these tests skip,
 // except under CI=true where they fail.
 
 import (
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
-)
 
-// startEtcd starts a one-member etcd on loopback and returns its client
-// address (host:port). It is killed by PID when t ends, and dies with the
-// test binary.
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	bin := ""
-	for _, p := range []string{os.Getenv("SHARELOCK_ETCD"), "etcd", "/usr/bin/etcd", "/usr/sbin/etcd"} {
-		if p == "" {
-			continue
-		}
-		if path, err := exec.LookPath(p); err == nil {
-			bin = path
-			break
-		}
-	}
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("etcd server binary not found (install the etcd-server package: scripts/deps.sh)")
-		}
-		t.Skip("etcd server binary not found (install the etcd-server package: scripts/deps.sh)")
-	}
-	var ports [2]int
-	var ls []net.Listener
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	client := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
-	dir := t.TempDir()
-	logPath := filepath.Join(dir, "etcd.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--name", "m0", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", "http://"+client, "--advertise-client-urls", "http://"+client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "m0="+peer, "--initial-cluster-state", "new",
-		"--initial-cluster-token", "sharelock-cli-test",
-		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	exited := make(chan struct{})
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			_ = cmd.Process.Kill() // by PID: the etcd this test started
-			<-exited
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(logPath)
-			t.Logf("etcd log:\n%s", b)
-		}
-	})
-	hc := &http.Client{Timeout: 500 * time.Millisecond}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		select {
-		case <-exited:
-			t.Fatal("etcd exited early")
-		default:
-		}
-		if resp, err := hc.Get("http://" + client + "/health"); err == nil {
-			ok := resp.StatusCode == 200
-			resp.Body.Close()
-			if ok {
-				return client
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("etcd not healthy after 15 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+	"sharelock/internal/etcdtest"
+)
 
 // etcdStatus runs `status --store URL --json db` and decodes it (both into
 // statusOut and into raw keys).
@@ -159,7 +65,7 @@ func (p *bgProc) waitStderr(s string, d time.Duration) {
 // (exit 75 naming it), status shows it, a release request reaches it, and a
 // waiter gets the lock as soon as it ends, with a higher token.
 func TestEtcdRunStatusRequestWait(t *testing.T) {
-	url := "etcd://" + startEtcd(t) + "/t"
+	url := "etcd://" + etcdtest.Start(t) + "/t"
 	const db = "office/wems.db" // a logical name: no such file here
 	holder := startCLI(t, "run", "--store", url, db, "--", "sleep", "3")
 	st := etcdWaitHeld(t, url, db, holder)
@@ -222,7 +128,7 @@ func TestEtcdRunStatusRequestWait(t *testing.T) {
 // with it, the holder's run stops its command and exits 76. A bad URL is a
 // usage error naming the URL and the fix.
 func TestEtcdBreakAndBadURL(t *testing.T) {
-	addr := startEtcd(t)
+	addr := etcdtest.Start(t)
 	url := "etcd://" + addr + "/t"
 	const db = "db"
 	holder := startCLI(t, "run", "--store", url, "--lease", "3s", db, "--", "sleep", "30")

@@ -5,17 +5,14 @@ package chaos_test
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"sharelock/internal/chaos"
+	"sharelock/internal/etcdtest"
 	"sharelock/internal/faultfs"
 	"sharelock/internal/nstest"
 	"sharelock/internal/sharetest"
@@ -89,95 +86,11 @@ func TestChaosLocal(t *testing.T) {
 // consecutive.
 func TestChaosEtcd(t *testing.T) {
 	nstest.Require(t)
-	url := "etcd://" + startEtcd(t) + "/chaos"
+	url := "etcd://" + etcdtest.Start(t) + "/chaos"
 	c := chaos.Config{Name: "etcd", Store: url, Mounts: []string{t.TempDir()}, Machines: 4, Workers: 3,
 		Acquisitions: 600, Kills: 4, Pauses: 2, Downs: 2, Lease: 3 * time.Second, Hold: 2 * time.Millisecond}
 	rep := run(t, c)
 	requireInjected(t, rep, c)
-}
-
-// startEtcd starts a one-member etcd server on free loopback ports, with
-// its data in a temporary directory, stops it (by PID) when the test ends,
-// and returns its client address. Without the etcd binary it skips, except
-// under CI=true where it fails. (The essentials of internal/etcd's test
-// cluster.)
-func startEtcd(t *testing.T) string {
-	t.Helper()
-	bin := ""
-	for _, p := range []string{os.Getenv("SHARELOCK_ETCD"), "etcd", "/usr/bin/etcd"} {
-		if p == "" {
-			continue
-		}
-		if path, err := exec.LookPath(p); err == nil {
-			bin = path
-			break
-		}
-	}
-	if bin == "" {
-		const msg = "etcd server binary not found (install the etcd-server package: scripts/deps.sh)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	var ls []net.Listener
-	var addrs []string
-	for range 2 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		addrs = append(addrs, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	client, peer := "http://"+addrs[0], "http://"+addrs[1]
-	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(dir, "etcd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--name", "m0", "--data-dir", filepath.Join(dir, "data"),
-		"--listen-client-urls", client, "--advertise-client-urls", client,
-		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-		"--initial-cluster", "m0="+peer, "--initial-cluster-state", "new",
-		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with the test binary
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			if b, err := os.ReadFile(filepath.Join(dir, "etcd.log")); err == nil && len(b) > 0 {
-				t.Logf("etcd's log:\n%s", b)
-			}
-		}
-	})
-	hc := &http.Client{Timeout: 500 * time.Millisecond}
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(filepath.Join(dir, "etcd.log"))
-			t.Fatalf("etcd exited at start:\n%s", b)
-		default:
-		}
-		if resp, err := hc.Get(client + "/health"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return addrs[0]
-			}
-		}
-	}
-	t.Fatalf("etcd at %s not healthy after 15 s", client)
-	return ""
 }
 
 func TestChaosFaultShare(t *testing.T) {
