@@ -272,6 +272,17 @@ func (a *agent) fire(req *request, p *proc, tok uint64) string {
 	case "down":
 		t := now()
 		a.downUntil = time.Now().Add(req.d)
+		// Power goes for every worker at the same instant: stop them all
+		// first, then kill. Killed one by one, a waiter of this machine
+		// that outlived the holder by a moment saw it die (wake-ups come
+		// at once), claimed the next generation and was killed between
+		// its mkdir and its owner file: the others then waited out the
+		// claim window (10 s) — a fault no machine failure produces.
+		for _, q := range a.cur {
+			if !q.killed {
+				q.cmd.Process.Signal(syscall.SIGSTOP)
+			}
+		}
 		for _, q := range a.cur {
 			if q.killed {
 				continue
