@@ -1,14 +1,14 @@
 package doctor
 
 import (
-	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"sharelock/internal/mountinfo"
 )
 
 // magics names statfs f_type values (linux/magic.h); built on first use
@@ -43,8 +43,9 @@ func detectFS(dir string) FSInfo {
 	if err != nil {
 		real = dir
 	}
-	if mp, fstype, source, ok := mountOf(real); ok {
-		fi.MountPoint, fi.Source = mp, source
+	if m, ok := mountinfo.Lookup(real); ok {
+		fstype := m.Type
+		fi.MountPoint, fi.Source = m.Point, m.Source
 		if fstype != "" {
 			fi.Type = fstype
 		}
@@ -55,66 +56,4 @@ func detectFS(dir string) FSInfo {
 		}
 	}
 	return fi
-}
-
-// mountOf finds the mount holding path (the longest mount point that is a
-// prefix of it; the last such, as later mounts hide earlier ones).
-func mountOf(path string) (mountPoint, fstype, source string, ok bool) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", "", "", false
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 7 {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(fields); i++ {
-			if fields[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if sep < 0 || sep+2 >= len(fields) {
-			continue
-		}
-		mp := unescape(fields[4])
-		if !within(path, mp) || len(mp) < len(mountPoint) {
-			continue
-		}
-		mountPoint, fstype, source, ok = mp, fields[sep+1], unescape(fields[sep+2]), true
-	}
-	return mountPoint, fstype, source, ok
-}
-
-func within(path, mp string) bool {
-	if mp == "/" {
-		return true
-	}
-	return path == mp || strings.HasPrefix(path, mp+"/")
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space, ...).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v int
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -108,7 +108,7 @@ func TestProtocolCalls(t *testing.T) {
 	// last (the lock folder taken to be on a share): the machine hint
 	// says free, so as after its own release — queue check, mkdir, create.
 	// Even once q/ exists (someone waited in line).
-	hd := t.TempDir()
+	hd := testdir.New(t)
 	onShare := func(string) bool { return true }
 	m1 := newStore(t, Options{Self: machine("b", 4), HintDir: hd})
 	m1.onShare = onShare
@@ -125,6 +125,9 @@ func TestProtocolCalls(t *testing.T) {
 	m2 := newStore(t, Options{Self: machine("b", 5), FS: cf3, HintDir: hd})
 	m2.onShare = onShare
 	hinted := count(cf3, func() { l, err = m2.Acquire(ctx, r) })
+	if !machineHintsSupported {
+		hinted = 0 // a listing, as without hints (not compared below)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
