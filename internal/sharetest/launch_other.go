@@ -13,3 +13,6 @@ func stillMounted(dir string) bool { return false }
 
 // LaunchN is unsupported on this OS.
 func LaunchN(kind, dir string, n int) (*Share, error) { return nil, errNotLinux }
+
+// Wedged reports whether a client mount was found wedged: never here.
+func (s *Share) Wedged() bool { return false }

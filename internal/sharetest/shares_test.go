@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +92,10 @@ var variants = []variant{
 		known: map[string]string{"slow-handoff": "smbnetfs answers EIO for the whole share for 3 s (its negative " +
 			"cache) after Samba refuses a delete of a file another client has open (a ticket being read), " +
 			"so waiters on that mount stall and handoffs fall back to the grace period; single waits reach " +
-			"~6 s (not a protocol fault: a Windows or cifs client keeps no such cache)"}},
+			"~6 s (not a protocol fault: a Windows or cifs client keeps no such cache)",
+			"mount-wedge": "an smbnetfs mount stops answering now and then under the contention test (about 1 run " +
+				"in 6: a request is never answered, smbnetfs's own bug; a Windows or cifs client has no such " +
+				"process); the watchdog aborted the mount after 90 s"}},
 	{kind: sharetest.NFS, start: sharetest.StartNFS,
 		lease: 3 * time.Second, beat: 500 * time.Millisecond},
 }
@@ -104,17 +108,33 @@ func TestShares(t *testing.T) {
 			t.Logf("%v (started in %v)", sh, time.Since(t0).Round(time.Millisecond))
 			for _, sub := range []struct {
 				name string
-				f    func(*testing.T, *sharetest.Share, variant)
+				f    func(testing.TB, *sharetest.Share, variant)
 			}{{"freshness", testFreshness}, {"handoff", testHandoff}, {"contention", testContention},
-				{"takeover", testTakeover}, {"break", testBreak}, {"conformance", testConformance}} {
-				if sub.name == "conformance" && v.cached {
-					continue // the suite's 2 s leases are shorter than the 20 s attribute cache
-				}
+				{"takeover", testTakeover}, {"break", testBreak}} {
+				retry := false
 				t.Run(sub.name, func(t *testing.T) {
 					logSlowCalls(t) // forget earlier ones
-					sub.f(t, sh, v)
+					retry = runWedgeTolerant(t, sh, v, sub.f)
 					logSlowCalls(t)
 				})
+				if retry {
+					// The client mount wedged (smbnetfs, a known issue):
+					// start the share again and run the subtest once more.
+					logs := sh.Logs()
+					if err := sh.Close(); err != nil {
+						t.Logf("closing the wedged share: %v", err)
+					}
+					t.Logf("share logs of the wedged share:\n%s", logs)
+					sh = v.start(t)
+					t.Run(sub.name+"-after-wedge", func(t *testing.T) {
+						logSlowCalls(t)
+						sub.f(t, sh, v)
+						logSlowCalls(t)
+					})
+				}
+			}
+			if !v.cached { // the suite's 2 s leases are shorter than the 20 s attribute cache
+				t.Run("conformance", func(t *testing.T) { testConformance(t, sh, v) })
 			}
 			if t.Failed() {
 				t.Logf("share logs:\n%s", sh.Logs())
@@ -122,6 +142,100 @@ func TestShares(t *testing.T) {
 		})
 	}
 }
+
+// runWedgeTolerant runs f. On a share whose client mounts are known to
+// wedge (v.known["mount-wedge"], smbnetfs), if f fails and the watchdog
+// found a mount wedged (sh.Wedged), the failures are logged as a known issue
+// instead of failing t, and it returns true: the caller starts the share
+// again and runs f once more, where any failure counts. SHARETEST_STRICT=1
+// makes a wedge fail like anything else.
+func runWedgeTolerant(t *testing.T, sh *sharetest.Share, v variant, f func(testing.TB, *sharetest.Share, variant)) (retry bool) {
+	why, tolerated := v.known["mount-wedge"]
+	if !tolerated || os.Getenv("SHARETEST_STRICT") == "1" {
+		f(t, sh, v)
+		return false
+	}
+	st := &softT{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(st, sh, v)
+	}()
+	<-done
+	failures := st.failures()
+	if len(failures) == 0 {
+		return false
+	}
+	if !sh.Wedged() && !mountsAnswer(sh, 5*time.Second) {
+		// A mount hangs: the watchdog decides within its 90 s.
+		deadline := time.Now().Add(2 * time.Minute)
+		for !sh.Wedged() && time.Now().Before(deadline) {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	if !sh.Wedged() {
+		for _, f := range failures {
+			t.Error(f)
+		}
+		return false
+	}
+	t.Logf("KNOWN ISSUE %q on %s (SHARETEST_STRICT=1 fails on it): %s; the attempt's failures, caused by the aborted mount:\n  %s\nstarting the share again and repeating the subtest",
+		"mount-wedge", v.kind, why, strings.Join(failures, "\n  "))
+	return true
+}
+
+// mountsAnswer reports whether a lookup in each client mount of sh is
+// answered within d.
+func mountsAnswer(sh *sharetest.Share, d time.Duration) bool {
+	done := make(chan struct{}, len(sh.Mounts))
+	for _, m := range sh.Mounts {
+		go func() {
+			_, _ = os.Lstat(filepath.Join(m, ".sharetest-alive"))
+			done <- struct{}{}
+		}()
+	}
+	timeout := time.After(d)
+	for range sh.Mounts {
+		select {
+		case <-done:
+		case <-timeout:
+			return false
+		}
+	}
+	return true
+}
+
+// softT is a testing.TB whose failures are recorded, not reported (see
+// runWedgeTolerant). Fatal and FailNow end the calling goroutine, which
+// must not be the test's own.
+type softT struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (s *softT) record(msg string) {
+	s.mu.Lock()
+	s.errs = append(s.errs, msg)
+	s.mu.Unlock()
+}
+
+func (s *softT) failures() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.errs...)
+}
+
+func (s *softT) Error(args ...any)                 { s.record(fmt.Sprint(args...)) }
+func (s *softT) Errorf(format string, args ...any) { s.record(fmt.Sprintf(format, args...)) }
+func (s *softT) Fail()                             { s.record("failed") }
+func (s *softT) Failed() bool                      { return len(s.failures()) > 0 }
+func (s *softT) Fatal(args ...any)                 { s.record(fmt.Sprint(args...)); runtime.Goexit() }
+func (s *softT) Fatalf(format string, args ...any) {
+	s.record(fmt.Sprintf(format, args...))
+	runtime.Goexit()
+}
+func (s *softT) FailNow() { s.record("failed"); runtime.Goexit() }
 
 // ---- simulated machines ----
 
@@ -212,7 +326,7 @@ func callDiff(before map[string]int, per int) string {
 }
 
 // logSlowCalls reports (and forgets) the slow filesystem calls so far.
-func logSlowCalls(t *testing.T) {
+func logSlowCalls(t testing.TB) {
 	fsCalls.Lock()
 	slow := fsCalls.slow
 	fsCalls.slow = nil
@@ -294,7 +408,7 @@ func opts(v variant, s sharelock.Store) []sharelock.Option {
 }
 
 // paths returns rel as machine A and machine B see it, creating its folder.
-func paths(t *testing.T, sh *sharetest.Share, rel string) (a, b string) {
+func paths(t testing.TB, sh *sharetest.Share, rel string) (a, b string) {
 	t.Helper()
 	a, b = filepath.Join(sh.Mounts[0], rel), filepath.Join(sh.Mounts[1], rel)
 	if err := os.MkdirAll(filepath.Dir(a), 0o755); err != nil {
@@ -311,7 +425,7 @@ func paths(t *testing.T, sh *sharetest.Share, rel string) (a, b string) {
 // the content of a file that grew (an owner file read between its creation
 // and its first write; a counter), a new directory by lstat (the successor
 // check) and by listing (the head search).
-func testFreshness(t *testing.T, sh *sharetest.Share, v variant) {
+func testFreshness(t testing.TB, sh *sharetest.Share, v variant) {
 	const n = 40
 	a, b := paths(t, sh, "freshness/x")
 	dirA, dirB := filepath.Dir(a), filepath.Dir(b)
@@ -439,7 +553,7 @@ func testFreshness(t *testing.T, sh *sharetest.Share, v variant) {
 
 // ---- (a) refusal and handoff ----
 
-func testHandoff(t *testing.T, sh *sharetest.Share, v variant) {
+func testHandoff(t testing.TB, sh *sharetest.Share, v variant) {
 	pa, pb := paths(t, sh, "handoff/data.db")
 	A, B := newStore("machine-a"), newStore("machine-b")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*v.lease+30*time.Second)
@@ -539,7 +653,7 @@ type hold struct {
 // test (-think=0 for a tight loop).
 var thinkMS = flag.Int("think", 20, "contention test: pause between a machine's holds, in ms")
 
-func testContention(t *testing.T, sh *sharetest.Share, v variant) {
+func testContention(t testing.TB, sh *sharetest.Share, v variant) {
 	const perMount, rounds = 4, 25
 	think := time.Duration(*thinkMS) * time.Millisecond
 	pa, pb := paths(t, sh, "contention/data.db")
@@ -770,7 +884,7 @@ func watchListings(ctx context.Context, sh *sharetest.Share, rel string) (stop f
 
 // ---- (c) stale takeover after a crash on another machine ----
 
-func testTakeover(t *testing.T, sh *sharetest.Share, v variant) {
+func testTakeover(t testing.TB, sh *sharetest.Share, v variant) {
 	pa, pb := paths(t, sh, "takeover/data.db")
 	const crashed = "crashed-a"
 	cmd := exec.Command(os.Args[0])
@@ -883,7 +997,7 @@ func holdMain() int {
 
 // ---- (d) forced break through the other mount ----
 
-func testBreak(t *testing.T, sh *sharetest.Share, v variant) {
+func testBreak(t testing.TB, sh *sharetest.Share, v variant) {
 	pa, pb := paths(t, sh, "break/data.db")
 	A, B := newStore("machine-a"), newStore("machine-b")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*v.lease+30*time.Second)
@@ -964,7 +1078,7 @@ func testBreak(t *testing.T, sh *sharetest.Share, v variant) {
 // check reports a liveness or side-effect problem (never a safety one: those
 // always fail). Problems a variant lists as known are logged as findings
 // unless SHARETEST_STRICT=1.
-func check(t *testing.T, v variant, issue string, ok bool, format string, args ...any) {
+func check(t testing.TB, v variant, issue string, ok bool, format string, args ...any) {
 	t.Helper()
 	if ok {
 		return
@@ -1020,4 +1134,35 @@ func testConformance(t *testing.T, sh *sharetest.Share, v variant) {
 			},
 		}
 	})
+}
+
+// TestWedgeTolerance: a subtest that fails on a share the watchdog found
+// wedged is logged as the known issue and repeated, not failed; Fatal ends
+// only the attempt; a clean attempt is not repeated.
+func TestWedgeTolerance(t *testing.T) {
+	if os.Getenv("SHARETEST_STRICT") == "1" {
+		t.Skip("SHARETEST_STRICT=1: wedges fail like anything else")
+	}
+	dir := t.TempDir()
+	sh := &sharetest.Share{Name: "fake", Dir: dir, Mounts: []string{dir}}
+	v := variant{kind: "fake", known: map[string]string{"mount-wedge": "a test"}}
+	ran := false
+	if runWedgeTolerant(t, sh, v, func(tb testing.TB, _ *sharetest.Share, _ variant) { ran = true }) || !ran {
+		t.Fatalf("a clean attempt: retry, or not run (ran %v)", ran)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "wedged.log"), []byte("wedged\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	after := false
+	retry := runWedgeTolerant(t, sh, v, func(tb testing.TB, _ *sharetest.Share, _ variant) {
+		tb.Errorf("a call failed: transport endpoint is not connected")
+		tb.Fatal("giving up")
+		after = true
+	})
+	if !retry || after {
+		t.Fatalf("a failed attempt on a wedged share: retry %v, ran past Fatal %v", retry, after)
+	}
+	if t.Failed() {
+		t.Fatal("the wedged attempt's failures failed the test")
+	}
 }

@@ -63,11 +63,23 @@ func watchMount(sh *Share, mnt string, stop <-chan struct{}) {
 		msg := fmt.Sprintf("sharetest: the client mount %s is wedged (a lookup unanswered for %v): aborted its FUSE connection %d (%v); calls on it now fail (ECONNABORTED, ENOTCONN)",
 			mnt, wedgeAfter, conn, err)
 		fmt.Fprintln(os.Stderr, msg)
-		log := filepath.Join(sh.Dir, "wedged.log")
+		log := filepath.Join(sh.Dir, wedgedLog)
 		sh.addLog("watchdog", log)
 		_ = os.WriteFile(log, []byte(msg+"\n"), 0o644)
 		return
 	}
+}
+
+// wedgedLog, in the share's directory, is written when the watchdog has
+// aborted a wedged client mount.
+const wedgedLog = "wedged.log"
+
+// Wedged reports whether the watchdog found one of the share's client
+// mounts wedged and aborted it (its calls now fail): the share must be
+// started again before it is used.
+func (s *Share) Wedged() bool {
+	_, err := os.Stat(filepath.Join(s.Dir, wedgedLog))
+	return err == nil
 }
 
 // abortFUSE aborts FUSE connection conn, mounting fusectl first if needed.
