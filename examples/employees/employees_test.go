@@ -312,8 +312,8 @@ func chaos(t *testing.T, paths []string, workers, each int, lease time.Duration,
 		wg     sync.WaitGroup
 		// pausedPIDs: worker processes the test froze (guarded by mu).
 		pausedPIDs = map[int]bool{}
-		// inTx: worker processes between their "tx" and "txend" lines
-		// (guarded by mu).
+		// inTx: worker processes between their "tx" and "txend" lines,
+		// i.e. past the fence UPDATE (guarded by mu).
 		inTx = map[int]bool{}
 	)
 	var start func(w, gen int)
@@ -426,10 +426,11 @@ func chaos(t *testing.T, paths []string, workers, each int, lease time.Duration,
 				if len(paths) > 1 && stoppedInTx(&mu, inTx, info.Holder.PID) {
 					// Two mounts of one SFTP share: their clients do not
 					// share SQLite's file locks, so a writer frozen inside
-					// its transaction (past the fence UPDATE; past
-					// Lock.Check, inside COMMIT) can write pages after the
-					// next holder's commit when it wakes. Nothing in the
-					// database can stop that (docs/sqlite.md, rule 4); the
+					// its transaction past the fence UPDATE (with TxLock
+					// the window is only the COMMIT, but the worker cannot
+					// mark that) can write pages after the next holder's
+					// commit when it wakes. Nothing in the database can
+					// stop that (docs/sqlite.md, rule 5); the
 					// test lets such a worker go at once and freezes
 					// another holder later.
 					pr.Signal(syscall.SIGCONT)

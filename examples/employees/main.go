@@ -309,13 +309,13 @@ func (a *app) status(ctx context.Context) error {
 //	ok WORKER SEQ TOKEN OLD NEW    (committed)
 //	stale WORKER SEQ TOKEN RECORDED (rejected by the fence)
 //	lost WORKER SEQ TOKEN          (Lock.Check failed before commit)
-//	tx WORKER SEQ                  (the fenced transaction starts)
-//	txend WORKER SEQ               (it has ended, committed or not)
+//	tx WORKER SEQ                  (the fence UPDATE passed: the transaction's writes begin)
+//	txend WORKER SEQ               (the transaction has ended, committed or not)
 //
 // The tx/txend lines let the chaos test see, when it freezes a worker,
-// whether the worker was inside its transaction (see docs/sqlite.md, rule
-// 4: on a share whose clients do not share SQLite's locks, nothing in the
-// database can stop a writer frozen inside its commit).
+// whether the worker was past the fence inside its transaction (see
+// docs/sqlite.md, rule 5: on a share whose clients do not share SQLite's
+// locks, nothing in the database can stop a writer frozen there).
 func (a *app) loop(ctx context.Context, n int, id string, think time.Duration) error {
 	if a.wait == 0 {
 		a.wait = time.Hour
@@ -337,8 +337,8 @@ func (a *app) loop(ctx context.Context, n int, id string, think time.Duration) e
 		}
 		time.Sleep(think)
 		var old, nw int64
-		fmt.Fprintf(out, "tx %s %d\n", id, seq)
 		err = a.fenced(ctx, db, s, func(tx *sql.Tx) error {
+			fmt.Fprintf(out, "tx %s %d\n", id, seq)
 			if err := tx.QueryRowContext(ctx, `SELECT value FROM counter WHERE id = 1`).Scan(&old); err != nil {
 				return err
 			}

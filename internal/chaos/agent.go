@@ -294,6 +294,8 @@ func (a *agent) fire(req *request, p *proc, tok uint64) string {
 					e.Tok = tok
 				}
 				a.lg.log(e)
+			} else {
+				q.cmd.Process.Signal(syscall.SIGCONT) // never leave one stopped
 			}
 		}
 	case "kill":

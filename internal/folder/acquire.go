@@ -76,10 +76,13 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 	s.mu.Lock()
 	h, ok := s.hints[dir]
 	s.mu.Unlock()
-	if !ok {
-		// A new process: another process of this machine may have left
-		// the generation it released (machinehint.go).
-		h, ok = s.loadMachineHint(dir)
+	if !ok || s.mono()-h.evidence >= s.o.GCMinAge/4 {
+		// A new process (or our own hint is too old): another process of
+		// this machine may have left the generation it released
+		// (machinehint.go).
+		if mh, found := s.loadMachineHint(dir); found {
+			h, ok = mh, true
+		}
 	}
 	var head uint64
 	var evidence time.Duration

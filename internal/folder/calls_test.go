@@ -109,9 +109,9 @@ func TestProtocolCalls(t *testing.T) {
 	// says free, so as after its own release — queue check, mkdir, create.
 	// Even once q/ exists (someone waited in line).
 	hd := testdir.New(t)
-	onShare := func(string) bool { return true }
+	onShare := func(d string) (string, bool) { return "test mount", d != hd } // the hint folder is local
 	m1 := newStore(t, Options{Self: machine("b", 4), HintDir: hd})
-	m1.onShare = onShare
+	m1.shareKey = onShare
 	if l, err = m1.Acquire(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,10 @@ func TestProtocolCalls(t *testing.T) {
 	}
 	cf3 := &callFS{}
 	m2 := newStore(t, Options{Self: machine("b", 5), FS: cf3, HintDir: hd})
-	m2.onShare = onShare
+	m2.shareKey = onShare
+	if machineHintsSupported {
+		m2.hintDir = hd // its FS only counts the OS's calls: same paths
+	}
 	hinted := count(cf3, func() { l, err = m2.Acquire(ctx, r) })
 	if !machineHintsSupported {
 		hinted = 0 // a listing, as without hints (not compared below)

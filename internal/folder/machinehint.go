@@ -44,121 +44,144 @@ const machineHintMagic = "sharelock-hint 1"
 // many, files not written for a day are removed (they are ours, a cache).
 const maxHintFiles = 1000
 
-// machineHintPath names the hint file for lock directory dir: one file per
-// lock folder, machine, boot and host name (tests run several simulated
-// machines on one host; each keeps its own hints).
-func (s *Store) machineHintPath(dir string) string {
+// machineHintPath names the hint file for lock directory dir, given the
+// key of its mount (shareKey): one file per lock folder, mount, machine,
+// boot and host name (tests run several simulated machines on one host;
+// each keeps its own hints).
+func (s *Store) machineHintPath(dir, mountKey string) string {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		abs = dir
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{abs, s.self.MachineID, s.self.BootID, s.self.Host}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{abs, mountKey, s.self.MachineID, s.self.BootID, s.self.Host}, "\x00")))
 	return filepath.Join(s.hintDir, hex.EncodeToString(sum[:12]))
 }
 
-// machineHintsFor reports whether machine hints apply to dir (cached per
-// directory: onShare reads the mount table).
-func (s *Store) machineHintsFor(dir string) bool {
+// machineHintFile returns the hint file for dir, or "" if machine hints do
+// not apply to it (cached per directory: shareKey reads the mount table).
+// They apply only to lock folders on shares, and only if the hint folder
+// itself is not on one (a stalled home server must not stall locking).
+func (s *Store) machineHintFile(dir string) string {
 	if s.hintDir == "" || s.self.BootID == "" {
-		return false
+		return ""
 	}
 	s.mu.Lock()
-	v, ok := s.shareDirs[dir]
+	p, ok := s.hintFiles[dir]
 	s.mu.Unlock()
-	if !ok {
-		v = s.onShare(dir)
-		s.mu.Lock()
-		s.shareDirs[dir] = v
-		s.mu.Unlock()
+	if ok {
+		return p
 	}
-	return v
+	s.hintDirOnce.Do(func() {
+		if _, share := s.shareKey(s.hintDir); share {
+			s.hintDirShared = true
+		}
+	})
+	if key, share := s.shareKey(dir); share && !s.hintDirShared {
+		p = s.machineHintPath(dir, key)
+	}
+	s.mu.Lock()
+	s.hintFiles[dir] = p
+	s.mu.Unlock()
+	return p
 }
 
 // encodeMachineHint is one fixed-length line: magic, generation, evidence
-// (nanoseconds of the machine's monotonic clock), CRC-32 of what precedes.
-func encodeMachineHint(gen uint64, evidence time.Duration) []byte {
-	body := fmt.Sprintf("%s %020d %020d", machineHintMagic, gen, int64(evidence))
+// (nanoseconds of the machine's monotonic clock), the wall clock when the
+// hint was written (Unix nanoseconds), CRC-32 of what precedes.
+func encodeMachineHint(gen uint64, evidence time.Duration, wall time.Time) []byte {
+	body := fmt.Sprintf("%s %020d %020d %020d", machineHintMagic, gen, int64(evidence), wall.UnixNano())
 	return fmt.Appendf(nil, "%s %08x\n", body, crc32.ChecksumIEEE([]byte(body)))
 }
 
 // decodeMachineHint parses encodeMachineHint's line; ok is false for
-// anything else (a torn or foreign file).
-func decodeMachineHint(b []byte) (gen uint64, evidence time.Duration, ok bool) {
+// anything else (a torn or foreign file, a foreign generation number).
+func decodeMachineHint(b []byte) (gen uint64, evidence time.Duration, wall time.Time, ok bool) {
 	line, found := strings.CutSuffix(string(b), "\n")
 	if !found {
-		return 0, 0, false
+		return 0, 0, time.Time{}, false
 	}
 	i := strings.LastIndexByte(line, ' ')
 	if i < 0 {
-		return 0, 0, false
+		return 0, 0, time.Time{}, false
 	}
 	body, sum := line[:i], line[i+1:]
 	if want := fmt.Sprintf("%08x", crc32.ChecksumIEEE([]byte(body))); sum != want {
-		return 0, 0, false
+		return 0, 0, time.Time{}, false
 	}
 	f := strings.Fields(strings.TrimPrefix(body, machineHintMagic))
-	if !strings.HasPrefix(body, machineHintMagic+" ") || len(f) != 2 {
-		return 0, 0, false
+	if !strings.HasPrefix(body, machineHintMagic+" ") || len(f) != 3 {
+		return 0, 0, time.Time{}, false
 	}
 	g, err1 := strconv.ParseUint(f[0], 10, 64)
 	e, err2 := strconv.ParseInt(f[1], 10, 64)
-	if err1 != nil || err2 != nil || g == 0 || e <= 0 {
-		return 0, 0, false
+	w, err3 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || g == 0 || g >= maxGen || e <= 0 {
+		return 0, 0, time.Time{}, false
 	}
-	return g, time.Duration(e), true
+	return g, time.Duration(e), time.Unix(0, w), true
 }
 
 // loadMachineHint returns the released generation another process of this
 // machine left for dir, if it is recent enough to claim after without a
-// listing (see the comment at the top).
+// listing (see the comment at the top): by the machine's monotonic clock
+// and, against a clock that stopped (a VM or container restored from a
+// snapshot), by its wall clock too.
 func (s *Store) loadMachineHint(dir string) (hint, bool) {
-	if !s.machineHintsFor(dir) {
+	p := s.machineHintFile(dir)
+	if p == "" {
 		return hint{}, false
 	}
-	b, err := os.ReadFile(s.machineHintPath(dir))
+	f, err := openHint(p)
 	if err != nil {
 		return hint{}, false
 	}
-	gen, ev, ok := decodeMachineHint(b)
+	b := make([]byte, 128)
+	n, _ := f.Read(b)
+	f.Close()
+	gen, ev, wall, ok := decodeMachineHint(b[:n])
 	if !ok {
 		return hint{}, false
 	}
-	if age := s.mono() - ev; age < 0 || age >= s.o.GCMinAge/4 {
+	limit := s.o.GCMinAge / 4
+	if age := s.mono() - ev; age < 0 || age >= limit {
+		return hint{}, false
+	}
+	if age := time.Since(wall); age < -time.Second || age >= limit {
 		return hint{}, false
 	}
 	return hint{gen: gen, evidence: ev, released: true}, true
 }
 
 // saveMachineHint leaves h (a generation we released) for the next process
-// of this machine. Best effort: a hint that cannot be written costs the
-// next process one round trip.
+// of this machine: written to a new file and renamed over the hint (never
+// through a symlink someone left there; a reader sees the old hint or the
+// new one). Best effort: a hint that cannot be written costs the next
+// process one round trip.
 func (s *Store) saveMachineHint(dir string, h hint) {
-	if !h.released || !s.machineHintsFor(dir) {
+	p := s.machineHintFile(dir)
+	if !h.released || p == "" {
 		return
 	}
-	p := s.machineHintPath(dir)
-	data := encodeMachineHint(h.gen, h.evidence)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	created := err == nil
-	if os.IsNotExist(err) {
-		if os.MkdirAll(s.hintDir, 0o700) != nil {
-			return
-		}
-		f, err = os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		created = err == nil
+	if err := os.MkdirAll(s.hintDir, 0o700); err != nil {
+		return
 	}
-	if os.IsExist(err) {
-		// One write at offset 0 of a fixed-length line: a reader sees the
-		// old line, the new one, or (torn) neither — refused by the CRC.
-		f, err = os.OpenFile(p, os.O_WRONLY, 0)
-	}
+	f, err := os.CreateTemp(s.hintDir, ".tmp-*")
 	if err != nil {
 		return
 	}
-	_, _ = f.WriteAt(data, 0)
-	_ = f.Close()
-	if created {
-		s.pruneMachineHints()
+	_, err = f.Write(encodeMachineHint(h.gen, h.evidence, time.Now()))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		_, statErr := os.Lstat(p)
+		err = os.Rename(f.Name(), p)
+		if err == nil && os.IsNotExist(statErr) {
+			s.pruneMachineHints()
+		}
+	}
+	if err != nil {
+		os.Remove(f.Name())
 	}
 }
 
@@ -172,7 +195,9 @@ func (s *Store) pruneMachineHints() {
 	}
 	for _, e := range ents {
 		if _, err := hex.DecodeString(e.Name()); err != nil || len(e.Name()) != 24 {
-			continue // not a hint file: not ours to remove
+			if !strings.HasPrefix(e.Name(), ".tmp-") {
+				continue // not a hint file: not ours to remove
+			}
 		}
 		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > 24*time.Hour {
 			_ = os.Remove(filepath.Join(s.hintDir, e.Name()))
@@ -181,8 +206,12 @@ func (s *Store) pruneMachineHints() {
 }
 
 // defaultHintDir is where machine hints live unless Options.HintDir says
-// otherwise: the user's cache folder. Called once per Store.
+// otherwise: the user's cache folder. SHARELOCK_MACHINE_HINTS=off turns
+// them off. Called once per Store.
 func defaultHintDir() string {
+	if os.Getenv("SHARELOCK_MACHINE_HINTS") == "off" {
+		return ""
+	}
 	d, err := os.UserCacheDir()
 	if err != nil {
 		return ""

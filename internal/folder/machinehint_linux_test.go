@@ -2,8 +2,8 @@ package folder
 
 import "testing"
 
-func TestOnShareLocal(t *testing.T) {
-	if onShare(t.TempDir()) {
+func TestShareKeyLocal(t *testing.T) {
+	if _, share := shareKey(t.TempDir()); share {
 		t.Error("the test's temporary folder counted as a share")
 	}
 }

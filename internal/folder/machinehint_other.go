@@ -2,9 +2,13 @@
 
 package folder
 
+import "os"
+
 // machineHintsSupported: off where the store's monotonic clock is not known
 // to be one clock for every process of the machine (Windows: Go's clock,
 // relative to process start; macOS: not yet verified).
 const machineHintsSupported = false
 
-func onShare(dir string) bool { return false }
+func shareKey(dir string) (string, bool) { return "", false }
+
+func openHint(path string) (*os.File, error) { return nil, os.ErrPermission }

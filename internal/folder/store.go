@@ -109,11 +109,14 @@ type Store struct {
 	hints   map[string]hint
 	gcAfter map[string]time.Duration // per lock dir: no collection before this mono time
 
-	// Machine hints (machinehint.go): hintDir "" when off; shareDirs
-	// caches onShare per lock dir (guarded by mu).
-	hintDir   string
-	onShare   func(dir string) bool
-	shareDirs map[string]bool
+	// Machine hints (machinehint.go): hintDir "" when off; hintFiles
+	// caches the hint file per lock dir, "" for none (guarded by mu);
+	// shareKey is shareKey but for tests.
+	hintDir       string
+	shareKey      func(dir string) (string, bool)
+	hintFiles     map[string]string
+	hintDirOnce   sync.Once
+	hintDirShared bool
 }
 
 // hint remembers, per lock directory, the last generation this process
@@ -157,8 +160,10 @@ func New(o Options) *Store {
 	if o.Liveness == nil {
 		o.Liveness = proc.Check
 	}
-	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}, onShare: onShare, shareDirs: map[string]bool{}}
-	if machineHintsSupported && systemClock && !o.NoMachineHints {
+	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}, shareKey: shareKey, hintFiles: map[string]string{}}
+	if machineHintsSupported && systemClock && !o.NoMachineHints && s.wakeable() {
+		// Only with the system clock, and the OS's own filesystem calls
+		// (whose paths are this kernel's).
 		s.hintDir = o.HintDir
 		if s.hintDir == "" {
 			s.hintDir = defaultHintDir()

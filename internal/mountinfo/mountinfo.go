@@ -13,6 +13,9 @@ import (
 
 // Mount is one line of a mountinfo file.
 type Mount struct {
+	ID     string // the mount ID (unique among current mounts; reused after unmount)
+	Dev    string // MAJOR:MINOR of the filesystem
+	Root   string // the folder of the filesystem mounted here, unescaped
 	Point  string // the mount point, unescaped
 	Type   string // the filesystem type: "ext4", "nfs4", "fuse.sshfs", ...
 	Source string // the mount source, unescaped: "/dev/sda1", "srv:/export", ...
@@ -48,7 +51,7 @@ func Of(mountinfo, path string) (m Mount, ok bool) {
 		if !within(path, mp) || (ok && len(mp) < len(m.Point)) {
 			continue
 		}
-		m, ok = Mount{Point: mp, Type: t[0], Source: unescape(t[1])}, true
+		m, ok = Mount{ID: f[0], Dev: f[2], Root: unescape(f[3]), Point: mp, Type: t[0], Source: unescape(t[1])}, true
 	}
 	return m, ok
 }

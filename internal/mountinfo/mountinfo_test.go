@@ -18,17 +18,21 @@ const sample = `22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
 
 func TestOf(t *testing.T) {
 	for path, want := range map[string]Mount{
-		"/home/alice/wems.db.lock":        {"/", "ext4", "/dev/sda1"},
-		"/mnt/office share/wems.db.lock":  {"/mnt/office share", "fuse.sshfs", "alice@srv:/data x"},
-		"/mnt/office sharex/wems.db.lock": {"/", "ext4", "/dev/sda1"},
-		"/mnt/nfs/wems.db.lock":           {"/mnt/nfs", "nfs4", "srv:/export"},
-		"/mnt/nfs/local/wems.db.lock":     {"/mnt/nfs/local", "tmpfs", "tmpfs"},
-		"/mnt/smb/a/b":                    {"/mnt/smb", "tmpfs", "over"}, // the later mount hides the earlier
+		"/home/alice/wems.db.lock":        {Point: "/", Type: "ext4", Source: "/dev/sda1"},
+		"/mnt/office share/wems.db.lock":  {Point: "/mnt/office share", Type: "fuse.sshfs", Source: "alice@srv:/data x"},
+		"/mnt/office sharex/wems.db.lock": {Point: "/", Type: "ext4", Source: "/dev/sda1"},
+		"/mnt/nfs/wems.db.lock":           {Point: "/mnt/nfs", Type: "nfs4", Source: "srv:/export"},
+		"/mnt/nfs/local/wems.db.lock":     {Point: "/mnt/nfs/local", Type: "tmpfs", Source: "tmpfs"},
+		"/mnt/smb/a/b":                    {Point: "/mnt/smb", Type: "tmpfs", Source: "over"}, // the later mount hides the earlier
 	} {
 		got, ok := Of(sample, path)
+		got.ID, got.Dev, got.Root = "", "", ""
 		if !ok || got != want {
 			t.Errorf("%s: %+v %v, want %+v", path, got, ok, want)
 		}
+	}
+	if m, _ := Of(sample, "/mnt/nfs/x"); m.ID != "41" || m.Dev != "0:36" || m.Root != "/" {
+		t.Errorf("ID, device, root of /mnt/nfs: %+v", m)
 	}
 	if m, ok := Of(sample, "relative/path"); ok {
 		t.Errorf("relative path: %+v", m)
