@@ -227,6 +227,12 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 			// machine, and a recovery should not wait for fairness.
 			if wait, c := s.deferToQueue(ctx, q, head, req); wait {
 				if !req.Wait {
+					if free && nextExists() {
+						// "Free" came from a hint, which is behind: judge
+						// the newer generation before refusing.
+						moveTo(head + 1)
+						continue
+					}
 					return nil, s.queueLockedError(req.Path, head, c)
 				}
 				kind, deferred = "", true
