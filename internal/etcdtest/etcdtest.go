@@ -11,8 +11,9 @@
 //     for n members. Both give up (Fatal) after 15 s per member, or as soon
 //     as a member exits.
 //   - Each server is killed (SIGKILL, by its own PID) when the test ends,
-//     and on Linux also when the test binary dies without running its
-//     cleanups.
+//     and, started through internal/proc, also when the test binary dies
+//     without running its cleanups (Linux: Pdeathsig; Windows: a job
+//     object).
 //   - Ports come from FreePorts: listened on and closed again, so another
 //     process could in principle take one before etcd does.
 //
@@ -32,6 +33,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sharelock/internal/proc"
 )
 
 const notFound = "etcd server binary not found (install the etcd-server package: scripts/deps.sh)"
@@ -83,7 +86,8 @@ type Member struct {
 	LogPath   string // its stdout and stderr (zap, level warn)
 
 	cmd    *exec.Cmd
-	exited chan struct{} // closed once the process has been reaped
+	child  *proc.Child   // killed with the test binary, whatever ends it
+	exited chan struct{} // closed once the process has been reaped (and its log closed)
 }
 
 // Addr returns the member's client address, 127.0.0.1:port.
@@ -99,7 +103,7 @@ func (m *Member) Kill() {
 		return
 	default:
 	}
-	_ = m.cmd.Process.Kill()
+	_ = m.child.Signal(os.Kill)
 	<-m.exited
 }
 
@@ -227,12 +231,18 @@ func (m *Member) start(bin, initial string) error {
 		"--logger", "zap", "--log-outputs", "stderr", "--log-level", "warn",
 	)
 	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	exited := make(chan struct{})
-	if err := startDyingWithUs(m.cmd, func() { logf.Close(); close(exited) }); err != nil {
+	child, err := proc.Start(m.cmd)
+	if err != nil {
 		logf.Close()
 		return fmt.Errorf("start etcd: %w", err)
 	}
-	m.exited = exited
+	exited := make(chan struct{})
+	go func() {
+		<-child.Done()
+		logf.Close()
+		close(exited)
+	}()
+	m.child, m.exited = child, exited
 	return nil
 }
 
