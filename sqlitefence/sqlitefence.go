@@ -49,6 +49,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -226,6 +227,9 @@ func Begin(ctx context.Context, db *sql.DB, token uint64) (*sql.Tx, error) {
 	if token == 0 || token > 1<<63-1 {
 		return nil, fmt.Errorf("sqlitefence: invalid fencing token %d", token)
 	}
+	if p := dbPath(ctx, db); p != "" {
+		dropPageCache(p)
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
@@ -296,6 +300,31 @@ func run(ctx context.Context, db *sql.DB, token uint64, check func() error, fn f
 		}
 	}
 	return tx.Commit()
+}
+
+// dbPaths caches the file of each *sql.DB's main database (dbPath).
+var dbPaths sync.Map // *sql.DB -> string
+
+// dbPath returns the file of db's main database ("" for an in-memory one or
+// on error), asked of SQLite once per *sql.DB.
+func dbPath(ctx context.Context, db *sql.DB) string {
+	if v, ok := dbPaths.Load(db); ok {
+		return v.(string)
+	}
+	var seq int
+	var name, file string
+	rows, err := db.QueryContext(ctx, `PRAGMA database_list`)
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if rows.Scan(&seq, &name, &file) == nil && name == "main" {
+			dbPaths.Store(db, file)
+			return file
+		}
+	}
+	return ""
 }
 
 // TokenFromEnv returns the fencing token "sharelock run" passes to its
