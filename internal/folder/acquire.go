@@ -366,12 +366,10 @@ func (s *Store) acquire(ctx context.Context, req core.Request, last *view, w *wa
 		front := q.own == nil || q.ahead == 0
 		if !wkTried {
 			wkTried = true
-			if s.wakeable() && s.call(ctx, func() error {
-				if !localFS(dir) {
-					return errNotLocal
-				}
-				return nil
-			}, nil) == nil {
+			// Not on a share: inotify there would see only this
+			// client's changes, and every watch costs lookups on the
+			// server.
+			if _, share := s.mountOf(dir); s.wakeable() && !share {
 				wk = s.openWaker(ctx, dir)
 			}
 		}
@@ -491,9 +489,6 @@ func (s *Store) rideOut(err error, wait bool, since *time.Duration) bool {
 	}
 	return s.mono()-*since <= transientFor
 }
-
-// errNotLocal: the lock directory is on a share (no wake-ups there).
-var errNotLocal = errors.New("not a local filesystem")
 
 // wakeable reports whether waiters may use wake-ups (wake_linux.go): only
 // on the operating system's filesystem, where our paths are this kernel's,

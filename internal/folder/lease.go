@@ -348,8 +348,9 @@ func (h *held) Release() error {
 		h.mu.Lock()
 		checked := h.checked
 		h.mu.Unlock()
-		s.setHint(h.dir, hint{gen: h.rec.Token, evidence: checked, released: true})
-		s.saveMachineHint(h.dir, hint{gen: h.rec.Token, evidence: checked, released: true})
+		rh := hint{gen: h.rec.Token, evidence: checked, released: true}
+		s.setHint(h.dir, rh)
+		s.saveMachineHint(h.dir, rh)
 	})
 	return h.relErr
 }

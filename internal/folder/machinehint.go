@@ -58,31 +58,18 @@ func (s *Store) machineHintPath(dir, mountKey string) string {
 }
 
 // machineHintFile returns the hint file for dir, or "" if machine hints do
-// not apply to it (cached per directory: shareKey reads the mount table).
-// They apply only to lock folders on shares, and only if the hint folder
-// itself is not on one (a stalled home server must not stall locking).
+// not apply to it. They apply only to lock folders on shares, and only if
+// the hint folder itself is not on one (a stalled home server must not
+// stall locking).
 func (s *Store) machineHintFile(dir string) string {
 	if s.hintDir == "" || s.self.BootID == "" {
 		return ""
 	}
-	s.mu.Lock()
-	p, ok := s.hintFiles[dir]
-	s.mu.Unlock()
-	if ok {
-		return p
+	key, share := s.mountOf(dir)
+	if _, hintDirShared := s.mountOf(s.hintDir); !share || hintDirShared {
+		return ""
 	}
-	s.hintDirOnce.Do(func() {
-		if _, share := s.shareKey(s.hintDir); share {
-			s.hintDirShared = true
-		}
-	})
-	if key, share := s.shareKey(dir); share && !s.hintDirShared {
-		p = s.machineHintPath(dir, key)
-	}
-	s.mu.Lock()
-	s.hintFiles[dir] = p
-	s.mu.Unlock()
-	return p
+	return s.machineHintPath(dir, key)
 }
 
 // encodeMachineHint is one fixed-length line: magic, generation, evidence
@@ -159,7 +146,7 @@ func (s *Store) loadMachineHint(dir string) (hint, bool) {
 // process one round trip.
 func (s *Store) saveMachineHint(dir string, h hint) {
 	p := s.machineHintFile(dir)
-	if !h.released || p == "" {
+	if p == "" {
 		return
 	}
 	if err := os.MkdirAll(s.hintDir, 0o700); err != nil {

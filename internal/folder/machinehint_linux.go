@@ -15,6 +15,14 @@ import (
 // clock) is one clock for every process of a boot and time namespace.
 const machineHintsSupported = true
 
+// machineClock reports whether the store's monotonic clock reads
+// CLOCK_BOOTTIME here (where it cannot, internal/clock falls back to a
+// clock of the process's own, useless to other processes).
+func machineClock() bool {
+	var ts unix.Timespec
+	return unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) == nil
+}
+
 // shareKey reports whether dir lies on a network or FUSE filesystem, judged
 // from this process's mount table (a local read, where statfs on the share
 // would be a round trip to its server), and if so returns what identifies
@@ -23,10 +31,10 @@ const machineHintsSupported = true
 // cache folder may mount different shares at one path) and its time
 // namespace (CLOCK_BOOTTIME is offset per time namespace). The path is
 // taken as written (made absolute, not resolved: resolving symlinks would
-// cost lookups on the share); a symlink that leads from a local folder onto
-// a share only makes the answer "local" — no hints, no harm. If the
-// machine-wide clock cannot be read, it answers "no" (the store's clock
-// then falls back to one of its own).
+// cost lookups on the share): a lock folder reached through a symlink from
+// a local folder onto a share counts as local — no machine hints, and its
+// waiters also watch with inotify, which there sees only this client's
+// changes (they poll all the same).
 func shareKey(dir string) (key string, share bool) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -36,18 +44,8 @@ func shareKey(dir string) (key string, share bool) {
 	if !ok || !mountinfo.Network(m.Type) {
 		return "", false
 	}
-	var ts unix.Timespec
-	if unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts) != nil {
-		return "", false
-	}
-	mnt, err1 := os.Readlink("/proc/self/ns/mnt")
-	tns, err2 := os.Readlink("/proc/self/ns/time")
-	if err1 != nil {
-		return "", false
-	}
-	if err2 != nil {
-		tns = "" // kernels before 5.6 have no time namespaces
-	}
+	mnt, _ := os.Readlink("/proc/self/ns/mnt")
+	tns, _ := os.Readlink("/proc/self/ns/time") // none before Linux 5.6
 	return strings.Join([]string{m.ID, m.Dev, m.Source, m.Root, m.Point, m.Type, mnt, tns}, "\x00"), true
 }
 

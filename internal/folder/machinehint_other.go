@@ -9,6 +9,10 @@ import "os"
 // relative to process start; macOS: not yet verified).
 const machineHintsSupported = false
 
+func machineClock() bool { return false }
+
+// shareKey: no mount table read here; every folder counts as local (no
+// wake-ups exist here to use it).
 func shareKey(dir string) (string, bool) { return "", false }
 
 func openHint(path string) (*os.File, error) { return nil, os.ErrPermission }

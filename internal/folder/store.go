@@ -109,14 +109,35 @@ type Store struct {
 	hints   map[string]hint
 	gcAfter map[string]time.Duration // per lock dir: no collection before this mono time
 
-	// Machine hints (machinehint.go): hintDir "" when off; hintFiles
-	// caches the hint file per lock dir, "" for none (guarded by mu);
-	// shareKey is shareKey but for tests.
-	hintDir       string
-	shareKey      func(dir string) (string, bool)
-	hintFiles     map[string]string
-	hintDirOnce   sync.Once
-	hintDirShared bool
+	// mounts caches mountOf per directory (guarded by mu); shareKey is
+	// shareKey but for tests.
+	mounts   map[string]mount
+	shareKey func(dir string) (string, bool)
+	// hintDir: where machine hints are kept (machinehint.go); "" when off.
+	hintDir string
+}
+
+// mount is what mountOf learned of a directory.
+type mount struct {
+	key   string // identifies the mount (shareKey); "" if not a share
+	share bool   // on a network or FUSE filesystem
+}
+
+// mountOf reports whether dir lies on a network or FUSE filesystem, and
+// the key of its mount (shareKey): read from the mount table once per
+// directory, no round trip to a server. It decides whether waiters use
+// wake-ups (local filesystems) and where machine hints apply (shares).
+func (s *Store) mountOf(dir string) (key string, share bool) {
+	s.mu.Lock()
+	m, ok := s.mounts[dir]
+	s.mu.Unlock()
+	if !ok {
+		m.key, m.share = s.shareKey(dir)
+		s.mu.Lock()
+		s.mounts[dir] = m
+		s.mu.Unlock()
+	}
+	return m.key, m.share
 }
 
 // hint remembers, per lock directory, the last generation this process
@@ -160,10 +181,11 @@ func New(o Options) *Store {
 	if o.Liveness == nil {
 		o.Liveness = proc.Check
 	}
-	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}, shareKey: shareKey, hintFiles: map[string]string{}}
-	if machineHintsSupported && systemClock && !o.NoMachineHints && s.wakeable() {
-		// Only with the system clock, and the OS's own filesystem calls
-		// (whose paths are this kernel's).
+	s := &Store{o: o, hints: map[string]hint{}, gcAfter: map[string]time.Duration{}, shareKey: shareKey, mounts: map[string]mount{}}
+	if machineHintsSupported && systemClock && machineClock() && !o.NoMachineHints && s.wakeable() {
+		// Only with the system clock reading the machine-wide clock,
+		// and the OS's own filesystem calls (whose paths are this
+		// kernel's).
 		s.hintDir = o.HintDir
 		if s.hintDir == "" {
 			s.hintDir = defaultHintDir()

@@ -385,31 +385,3 @@ func (w *waker) classify(b []byte) uint32 {
 	}
 	return fl
 }
-
-// Filesystem magic numbers (statfs f_type) of network and FUSE filesystems.
-const (
-	fuseMagic = 0x65735546
-	nfsMagic  = 0x6969
-	cifsMagic = 0xFF534D42
-	smb2Magic = 0xFE534D42
-	smbMagic  = 0x517B
-	afsMagic  = 0x5346414F
-	cephMagic = 0x00C36400
-	v9fsMagic = 0x01021997
-)
-
-// localFS reports whether dir is on a local filesystem (tmpfs, ext4, xfs,
-// btrfs, ...). On a share (NFS, SMB, FUSE clients such as sshfs), inotify
-// sees only the changes this client makes, and every watch costs lookups on
-// the server (and may hang with it), so waiters there poll only.
-func localFS(dir string) bool {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err != nil {
-		return false
-	}
-	switch uint32(st.Type) {
-	case fuseMagic, nfsMagic, cifsMagic, smb2Magic, smbMagic, afsMagic, cephMagic, v9fsMagic:
-		return false
-	}
-	return true
-}

@@ -22,7 +22,3 @@ func (w *waker) healthy() bool                                         { return 
 func (w *waker) needs(head uint64, watchGen bool, ticket uint64) bool  { return false }
 func (w *waker) follow(head uint64, watchGen bool, ticket uint64) bool { return false }
 func (w *waker) Close()                                                {}
-
-// localFS reports whether dir is on a local filesystem; without wake-ups it
-// does not matter.
-func localFS(dir string) bool { return false }
