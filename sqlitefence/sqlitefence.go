@@ -49,7 +49,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -302,29 +301,16 @@ func run(ctx context.Context, db *sql.DB, token uint64, check func() error, fn f
 	return tx.Commit()
 }
 
-// dbPaths caches the file of each *sql.DB's main database (dbPath).
-var dbPaths sync.Map // *sql.DB -> string
-
 // dbPath returns the file of db's main database ("" for an in-memory one or
-// on error), asked of SQLite once per *sql.DB.
+// on error): a question to SQLite's own catalogue, no file access. Not
+// cached per *sql.DB: programs open one per hold (docs/sqlite.md, rule 1),
+// and a cache keyed by them would keep every one alive.
 func dbPath(ctx context.Context, db *sql.DB) string {
-	if v, ok := dbPaths.Load(db); ok {
-		return v.(string)
-	}
-	var seq int
-	var name, file string
-	rows, err := db.QueryContext(ctx, `PRAGMA database_list`)
-	if err != nil {
+	var file string
+	if err := db.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil {
 		return ""
 	}
-	defer rows.Close()
-	for rows.Next() {
-		if rows.Scan(&seq, &name, &file) == nil && name == "main" {
-			dbPaths.Store(db, file)
-			return file
-		}
-	}
-	return ""
+	return file
 }
 
 // TokenFromEnv returns the fencing token "sharelock run" passes to its
