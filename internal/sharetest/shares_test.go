@@ -170,7 +170,7 @@ func runWedgeTolerant(t *testing.T, sh *sharetest.Share, v variant, f func(testi
 	if len(failures) == 0 {
 		return false
 	}
-	if !sh.Wedged() && !mountsAnswer(sh, 5*time.Second) {
+	if !sh.Wedged() && !sh.Answering(5*time.Second) {
 		// A mount hangs: the watchdog decides within its 90 s.
 		deadline := time.Now().Add(2 * time.Minute)
 		for !sh.Wedged() && time.Now().Before(deadline) {
@@ -195,27 +195,6 @@ const safety = "SAFETY: "
 // wedged mount: some, and none of them a safety failure.
 func tolerable(failures []string) bool {
 	return len(failures) > 0 && !slices.ContainsFunc(failures, func(f string) bool { return strings.HasPrefix(f, safety) })
-}
-
-// mountsAnswer reports whether a lookup in each client mount of sh is
-// answered within d.
-func mountsAnswer(sh *sharetest.Share, d time.Duration) bool {
-	done := make(chan struct{}, len(sh.Mounts))
-	for _, m := range sh.Mounts {
-		go func() {
-			_, _ = os.Lstat(filepath.Join(m, ".sharetest-alive"))
-			done <- struct{}{}
-		}()
-	}
-	timeout := time.After(d)
-	for range sh.Mounts {
-		select {
-		case <-done:
-		case <-timeout:
-			return false
-		}
-	}
-	return true
 }
 
 // softT is a testing.TB whose failures are recorded, not reported (see

@@ -35,10 +35,10 @@ func watchMount(sh *Share, mnt string, stop <-chan struct{}) {
 		return
 	}
 	conn := unix.Minor(st.Dev)
-	probe := filepath.Join(mnt, ".sharetest-alive")
+	probe := filepath.Join(mnt, probeName)
 	for _, m := range sh.Mounts {
 		if m != "" && strings.HasPrefix(m, mnt) {
-			probe = filepath.Join(m, ".sharetest-alive")
+			probe = filepath.Join(m, probeName)
 		}
 	}
 	for {
@@ -69,6 +69,30 @@ func watchMount(sh *Share, mnt string, stop <-chan struct{}) {
 		return
 	}
 }
+
+// Answering reports whether a lookup in each client mount of the share (the
+// watchdog's probe) is answered within d.
+func (s *Share) Answering(d time.Duration) bool {
+	done := make(chan struct{}, len(s.Mounts))
+	for _, m := range s.Mounts {
+		go func() {
+			_, _ = os.Lstat(filepath.Join(m, probeName))
+			done <- struct{}{}
+		}()
+	}
+	timeout := time.After(d)
+	for range s.Mounts {
+		select {
+		case <-done:
+		case <-timeout:
+			return false
+		}
+	}
+	return true
+}
+
+// probeName is the (absent) file whose lookup probes a mount.
+const probeName = ".sharetest-alive"
 
 // wedgedLog, in the share's directory, is written when the watchdog has
 // aborted a wedged client mount.
